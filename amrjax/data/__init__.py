@@ -1,0 +1,1 @@
+"""Datasets: specs, real file formats, the synthetic stand-in, pools and splits."""

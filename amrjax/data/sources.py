@@ -1,0 +1,113 @@
+"""``--dataset=NAME``: the real file when the user has it, else the synthetic stand-in.
+
+Resolution: ``data_dir / <spec file name>`` if it exists (any of the spec's accepted
+names); otherwise a synthetic stand-in generated once into ``cache_dir`` in the same real
+format and reused. A one-line notice says which, and how to point at the real file. The
+returned ``origin`` dict goes into every ``results.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from amrjax.data import formats, specs as specs_lib, synth
+from amrjax.data.pool import SignalPool
+from amrjax.errors import ConfigError
+
+REAL = 'real'
+SYNTHETIC = 'synthetic'
+
+
+def default_data_dir() -> Path:
+  return Path(os.environ.get('AMRJAX_DATA_DIR', 'data'))
+
+
+def default_cache_dir() -> Path:
+  root = os.environ.get('AMRJAX_CACHE_DIR') or os.path.join(
+      os.environ.get('XDG_CACHE_HOME', os.path.expanduser('~/.cache')), 'amrjax')
+  return Path(root)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """A whole dataset file opened as a pool, with where it came from.
+
+  ``origin``: ``{'kind': 'real' | 'synthetic', 'path': ..., ...}``; synthetic origins also
+  record the generator version, seed and count per cell.
+  """
+
+  spec: specs_lib.DatasetSpec
+  pool: SignalPool
+  origin: dict
+
+
+def synthetic_path(spec: specs_lib.DatasetSpec, cache_dir: Path, *,
+                   count_per_cell: int | None, seed: int) -> Path:
+  """Where the stand-in for these settings lives in the cache."""
+  count = spec.count_per_cell if count_per_cell is None else int(count_per_cell)
+  folder = f'{spec.name}-n{count}-seed{seed}-v{synth.GENERATOR_VERSION}'
+  return Path(cache_dir) / 'synthetic' / folder / spec.file_name
+
+
+def ensure_synthetic(spec: specs_lib.DatasetSpec, path: Path, *,
+                     count_per_cell: int | None, seed: int,
+                     notify: Callable[[str], None] = print) -> bool:
+  """Generates the stand-in at ``path`` unless it is there; True if it was generated."""
+  if path.is_file():
+    return False
+  counts = synth.cell_counts(spec, count_per_cell, seed)
+  t0 = time.time()
+  formats.write_cells(
+      path, spec, synth.iter_cells(spec, count_per_cell=count_per_cell, seed=seed),
+      total=int(counts.sum()))
+  notify(f'amrjax: generated {int(counts.sum()):,} synthetic {spec.name} vectors in '
+         f'{time.time() - t0:.0f} s')
+  return True
+
+
+def load(name: str, *, data_dir: Path | str | None = None,
+         cache_dir: Path | str | None = None, synthetic_per_cell: int | None = None,
+         synthetic_seed: int = 0, allow_synthetic: bool = True,
+         notify: Callable[[str], None] = print) -> Dataset:
+  """Opens dataset ``name``: the real file in ``data_dir``, else the cached stand-in.
+
+  Args:
+    name: a registered dataset name (``amrjax.data.specs.names()``).
+    data_dir: where real files are looked for (default ``$AMRJAX_DATA_DIR`` or ``data``).
+    cache_dir: where stand-ins are cached (default ``$AMRJAX_CACHE_DIR`` or
+      ``~/.cache/amrjax``).
+    synthetic_per_cell: vectors per (class, SNR) cell of the stand-in; default: the real
+      file's count.
+    synthetic_seed: the stand-in's generator seed.
+    allow_synthetic: if False, a missing real file is an error.
+    notify: receives the one-line notice.
+  """
+  spec = specs_lib.get_spec(name)
+  data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+  for file_name in spec.file_names:
+    real = data_dir / file_name
+    if real.exists():
+      pool = formats.read_dataset(real, spec)
+      return Dataset(spec, pool, {'kind': REAL, 'path': str(real.resolve()),
+                                  'vectors': len(pool)})
+  if not allow_synthetic:
+    raise ConfigError(f'no {spec.name} file in {data_dir} (looked for '
+                      f'{" or ".join(spec.file_names)}); put it there or pass --data_dir')
+  cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+  path = synthetic_path(spec, cache_dir, count_per_cell=synthetic_per_cell,
+                        seed=synthetic_seed)
+  generated = ensure_synthetic(spec, path, count_per_cell=synthetic_per_cell,
+                               seed=synthetic_seed, notify=notify)
+  notify(f'amrjax: no real {spec.name} file at {data_dir / spec.file_name}; using the '
+         f'synthetic stand-in {"generated at" if generated else "cached at"} {path}. For '
+         f'the real data put {spec.file_name} in --data_dir.')
+  pool = formats.read_dataset(path, spec)
+  return Dataset(spec, pool, {
+      'kind': SYNTHETIC, 'path': str(path.resolve()), 'vectors': len(pool),
+      'generator_version': synth.GENERATOR_VERSION, 'seed': synthetic_seed,
+      'count_per_cell': spec.count_per_cell if synthetic_per_cell is None
+                        else int(synthetic_per_cell)})

@@ -1,0 +1,153 @@
+"""The papers' splits: SNR filter, train/test per (class, SNR) cell, target D_T and D_A.
+
+DUSE Sec. IV-A: only vectors with SNR > 10 dB are used; each dataset is split into train
+and test by its ratio (8:2 or 2:1); the target set D_T is a class-balanced random 1 % of
+the training set and the auxiliary set D_A is the rest. The train/test split is done
+inside every (class, SNR) cell so both halves keep the cell proportions. Disjointness and
+coverage are checked every time (:meth:`Splits.check`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from amrjax import select
+from amrjax.data.pool import SignalPool
+from amrjax.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+  """train = target + auxiliary; test is disjoint from train."""
+
+  train: SignalPool
+  test: SignalPool
+  target: SignalPool
+  auxiliary: SignalPool
+
+  def check(self) -> Splits:
+    """Raises unless test, D_T and D_A are pairwise disjoint and D_T + D_A = train."""
+    for a, b, what in ((self.train, self.test, 'train and test'),
+                       (self.target, self.auxiliary, 'target and auxiliary'),
+                       (self.target, self.test, 'target and test'),
+                       (self.auxiliary, self.test, 'auxiliary and test')):
+      shared = np.intersect1d(a.ids, b.ids)
+      if shared.size:
+        raise RuntimeError(f'split invariant broken: {what} share {shared.size} ids')
+    joined = np.union1d(self.target.ids, self.auxiliary.ids)
+    if not np.array_equal(joined, self.train.ids):
+      raise RuntimeError('split invariant broken: target + auxiliary != train')
+    return self
+
+  def in_memory(self) -> Splits:
+    """The same splits over one in-memory copy of the train and test signals."""
+    memory = self.train.union(self.test).in_memory()
+    rebind = lambda pool: memory.take_ids(pool.ids)
+    return Splits(rebind(self.train), rebind(self.test), rebind(self.target),
+                  rebind(self.auxiliary))
+
+  @property
+  def nbytes(self) -> int:
+    """Bytes the train and test signals take in memory (float32)."""
+    return (len(self.train) + len(self.test)) * 2 * self.train.length * 4
+
+  def summary(self) -> dict:
+    return {name: len(getattr(self, name)) for name in ('train', 'test', 'target',
+                                                         'auxiliary')}
+
+
+def filter_snr(pool: SignalPool, min_snr: float | None) -> SignalPool:
+  """Members with SNR strictly above ``min_snr`` dB (all members when None)."""
+  if min_snr is None:
+    return pool
+  kept = pool.subset(pool.snr > min_snr)
+  if len(kept) == 0:
+    raise ConfigError(f'no vectors have SNR > {min_snr} dB (the file spans '
+                      f'{pool.snr.min()}..{pool.snr.max()} dB); lower --min_snr')
+  empty = [name for c, name in enumerate(pool.classes) if not np.any(kept.y == c)]
+  if empty:
+    raise ConfigError(f'class(es) {", ".join(empty)} have no vectors with SNR > {min_snr} '
+                      'dB; lower --min_snr')
+  return kept
+
+
+def _cells(pool: SignalPool) -> list[np.ndarray]:
+  """Positions of each (class, SNR) cell, cells in (class, SNR) order."""
+  key = pool.y.astype(np.int64) * 100_000 + (pool.snr.astype(np.int64) + 50_000)
+  order = np.argsort(key, kind='stable')
+  bounds = np.flatnonzero(np.diff(key[order])) + 1
+  return np.split(order, bounds)
+
+
+def subsample_cells(pool: SignalPool, max_per_cell: int | None,
+                    rng: np.random.Generator) -> SignalPool:
+  """At most ``max_per_cell`` random members of every (class, SNR) cell."""
+  if max_per_cell is None:
+    return pool
+  if max_per_cell < 1:
+    raise ConfigError(f'max_per_cell must be at least 1, got {max_per_cell}')
+  keep = [cell if len(cell) <= max_per_cell else rng.choice(cell, max_per_cell, replace=False)
+          for cell in _cells(pool)]
+  return pool.subset(np.concatenate(keep))
+
+
+def split_train_test(pool: SignalPool, train_fraction: float,
+                     rng: np.random.Generator) -> tuple[SignalPool, SignalPool]:
+  """Splits every (class, SNR) cell at random, round(n * train_fraction) to train."""
+  if not 0 < train_fraction < 1:
+    raise ConfigError(f'train fraction must be in (0, 1), got {train_fraction}')
+  train = []
+  for cell in _cells(pool):
+    n_train = int(round(len(cell) * train_fraction))
+    train.append(rng.permutation(cell)[:n_train])
+  train = np.concatenate(train)
+  is_train = np.zeros(len(pool), bool)
+  is_train[train] = True
+  return pool.subset(is_train), pool.subset(~is_train)
+
+
+def split_target(train: SignalPool, fraction: float,
+                 rng: np.random.Generator) -> tuple[SignalPool, SignalPool]:
+  """D_T = class-balanced random ``fraction`` of ``train``; D_A = the rest.
+
+  The target size is round(fraction * |train|), shared equally over classes (largest
+  remainder to the lowest class indices); members are drawn uniformly within a class.
+  """
+  if not 0 < fraction < 1:
+    raise ConfigError(f'target fraction must be in (0, 1), got {fraction}')
+  total = int(round(fraction * len(train)))
+  if total < train.num_classes:
+    raise ConfigError(f'{fraction:.2%} of {len(train)} training vectors is {total}, fewer '
+                      f'than one per class ({train.num_classes}); use more data or a larger '
+                      'target fraction')
+  quotas = select.equal_shares(total, train.num_classes, train.class_counts())
+  picks = select.class_balanced_uniform(train.y, quotas, rng)
+  in_target = np.zeros(len(train), bool)
+  in_target[picks] = True
+  return train.subset(in_target), train.subset(~in_target)
+
+
+def make_splits(pool: SignalPool, *, train_fraction: float, min_snr: float | None = 10,
+                target_fraction: float = 0.01, max_per_cell: int | None = None,
+                split_seed: int = 0, target_seed: int = 0) -> Splits:
+  """The papers' splits of a whole dataset ``pool``.
+
+  Args:
+    pool: the whole dataset.
+    train_fraction: the dataset's train share (``DatasetSpec.train_fraction``).
+    min_snr: keep SNR > min_snr dB (DUSE: 10); None keeps all.
+    target_fraction: |D_T| / |train| (DUSE: 1 %).
+    max_per_cell: keep at most this many vectors per (class, SNR) cell before splitting
+      (the quick preset's smaller pools); None keeps all.
+    split_seed: seeds the subsampling and the train/test split (fixed across runs).
+    target_seed: seeds the draw of D_T (varies with the run's seed).
+  """
+  rng = np.random.default_rng([split_seed, 0x5EED])
+  pool = filter_snr(pool, min_snr)
+  pool = subsample_cells(pool, max_per_cell, rng)
+  train, test = split_train_test(pool, train_fraction, rng)
+  target, auxiliary = split_target(train, target_fraction,
+                                   np.random.default_rng([target_seed, 0x7A26]))
+  return Splits(train, test, target, auxiliary).check()

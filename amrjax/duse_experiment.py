@@ -1,0 +1,253 @@
+"""The DUSE experiment: target only, random expansion, DUSE one-shot and DUSE, over seeds.
+
+For every seed the dataset is split (SNR > 10 dB, train/test per cell, D_T = class-balanced
+1 % of train, D_A = the rest; the train/test split is fixed, D_T varies with the seed) and,
+for every expansion rate r (budget K = round(r |train|)), four training sets are built and
+each is used to train the evaluation model from scratch and test it:
+
+- ``target``: D_T alone (the same for every rate);
+- ``random``: D_T plus K uniformly random samples of D_A (class-balanced in the balance
+  setting);
+- ``duse_oneshot``: DUSE without active learning, one round with the whole budget (Table IV
+  first row, = the Margin baseline);
+- ``duse``: DUSE with R rounds (Algorithm 2).
+
+All final trainings of a seed start from the same initialisation, so differences between
+methods come from their training sets. ``run`` writes ``config.json``, ``metrics.jsonl``,
+``selected/*.npy``, ``rounds/*.json`` and ``results.json`` into the run directory and
+returns the results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from amrjax import expansion, models, report, select
+from amrjax.data import sources, splits as splits_lib
+from amrjax.errors import ConfigError
+from amrjax.rundir import RunDir
+from amrjax.seeding import derive_seed
+from amrjax.train import TrainConfig, evaluate, fit
+
+TARGET, RANDOM, ONESHOT, DUSE = 'target', 'random', 'duse_oneshot', 'duse'
+METHODS = (TARGET, RANDOM, ONESHOT, DUSE)
+
+# Presets. 'quick' is sized so the default command finishes within 15 minutes on a 2-core
+# CPU (see README for the measured time); 'paper' is DUSE Sec. IV-D.
+PRESETS: dict[str, dict] = {
+    'quick': dict(rates=(0.09,), seeds=(0, 1), rounds=3, round_epochs=10, final_epochs=25,
+                  max_per_cell=100),
+    'paper': dict(rates=(0.01, 0.04, 0.07, 0.09, 0.19), seeds=(0, 1, 2), rounds=5,
+                  round_epochs=20, final_epochs=50, max_per_cell=None),
+}
+
+# Experiments hold the whole train and test signals in memory when they take less.
+IN_MEMORY_LIMIT_BYTES = 4 << 30
+
+
+@dataclasses.dataclass(frozen=True)
+class DuseConfig:
+  """Everything that defines a DUSE run (``config.json`` holds exactly this)."""
+
+  dataset: str = 'sig2019'
+  preset: str = 'quick'
+  rates: tuple[float, ...] = PRESETS['quick']['rates']
+  seeds: tuple[int, ...] = PRESETS['quick']['seeds']
+  rounds: int = PRESETS['quick']['rounds']
+  round_epochs: int = PRESETS['quick']['round_epochs']
+  final_epochs: int = PRESETS['quick']['final_epochs']
+  max_per_cell: int | None = PRESETS['quick']['max_per_cell']
+  setting: str = expansion.IMBALANCE
+  model: str = 'cnn2d'
+  eval_model: str | None = None
+  methods: tuple[str, ...] = METHODS
+  batch_size: int = 128
+  learning_rate: float = 1e-3
+  min_snr: float | None = 10
+  target_fraction: float = 0.01
+  split_seed: int = 0
+  warm_start: bool = True
+  data_dir: str | None = None
+  cache_dir: str | None = None
+  synthetic_per_cell: int | None = None
+
+  @classmethod
+  def from_preset(cls, preset: str = 'quick', **overrides) -> DuseConfig:
+    """The preset's settings with ``overrides`` on top."""
+    if preset not in PRESETS:
+      raise ConfigError(f'unknown preset {preset!r}; choose one of {", ".join(PRESETS)}')
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+      raise ConfigError(f'unknown DUSE setting(s): {", ".join(sorted(unknown))}')
+    return cls(**{**PRESETS[preset], **overrides, 'preset': preset})
+
+  def __post_init__(self):
+    for rate in self.rates:
+      if not 0 < rate <= 1:
+        raise ConfigError(f'expansion rate must be in (0, 1], got {rate}; write 4 % as 0.04')
+    if not self.rates or not self.seeds:
+      raise ConfigError('give at least one expansion rate and one seed')
+    bad = [m for m in self.methods if m not in METHODS]
+    if bad:
+      raise ConfigError(f'unknown method(s) {", ".join(bad)}; choose from {", ".join(METHODS)}')
+    if self.setting not in expansion.SETTINGS:
+      raise ConfigError(f'unknown setting {self.setting!r}; choose one of '
+                        f'{", ".join(expansion.SETTINGS)}')
+    if self.rounds < 1 or self.round_epochs < 1 or self.final_epochs < 1:
+      raise ConfigError('rounds, round_epochs and final_epochs must be at least 1')
+    models.canonical_name(self.model)
+    if self.eval_model is not None:
+      models.canonical_name(self.eval_model)
+
+  def method_label(self, method: str) -> str:
+    return {
+        TARGET: f'Target only ({self.target_fraction:.0%} of train)',
+        RANDOM: 'Random expansion',
+        ONESHOT: 'DUSE w/o active learning (1 round)',
+        DUSE: f'DUSE ({self.rounds} rounds)',
+    }[method]
+
+
+def rate_label(rate: float) -> str:
+  return f'{rate * 100:g}%'
+
+
+def run(config: DuseConfig, workdir: Path | str, *,
+        log: Callable[[str], None] = print) -> dict:
+  """Runs the experiment of ``config``, writes the run directory, returns the results."""
+  run_dir = RunDir(workdir)
+  run_dir.write_json('config.json', dataclasses.asdict(config))
+  t_start = time.time()
+  data = sources.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
+                      synthetic_per_cell=config.synthetic_per_cell, notify=log)
+  spec = data.spec
+  scorer = models.get(config.model, spec.num_classes, spec.length)
+  evaluator = models.get(config.eval_model or config.model, spec.num_classes, spec.length)
+  round_train = TrainConfig(config.round_epochs, config.batch_size, config.learning_rate)
+  final_train = TrainConfig(config.final_epochs, config.batch_size, config.learning_rate)
+
+  runs, split_sizes = [], {}
+  for seed in config.seeds:
+    splits = splits_lib.make_splits(
+        data.pool, train_fraction=spec.train_fraction, min_snr=config.min_snr,
+        target_fraction=config.target_fraction, max_per_cell=config.max_per_cell,
+        split_seed=config.split_seed, target_seed=seed)
+    if splits.nbytes <= IN_MEMORY_LIMIT_BYTES:
+      splits = splits.in_memory()
+    split_sizes[str(seed)] = splits.summary()
+    run_dir.write_ids(f'selected/target-seed{seed}.npy', splits.target.ids)
+    log(f'[seed {seed}] train {len(splits.train):,}  test {len(splits.test):,}  '
+        f'D_T {len(splits.target):,}  D_A {len(splits.auxiliary):,}')
+    eval_seed = derive_seed(seed, 'final-training')
+
+    def train_and_test(method: str, rate: float | None, train_pool, selected=None, extra=None):
+      t0 = time.time()
+      tag = dict(seed=seed, method=method, rate=rate, phase='final')
+      state, _ = fit(evaluator, train_pool, final_train, seed=eval_seed,
+                     on_epoch=lambda m: run_dir.log_metrics({**tag, **m}))
+      result = evaluate(evaluator, state.variables, splits.test)
+      name = f'{method}-seed{seed}' + ('' if rate is None else f'-r{rate:g}')
+      if selected is not None:
+        run_dir.write_ids(f'selected/{name}.npy', selected)
+      record = dict(method=method, rate=rate, seed=seed, train_size=len(train_pool),
+                    class_counts=train_pool.class_counts().tolist(),
+                    test=result.to_json(), seconds=time.time() - t0, **(extra or {}))
+      runs.append(record)
+      log(f'[seed {seed}] {config.method_label(method)}'
+          f'{"" if rate is None else " at " + rate_label(rate)}: '
+          f'test accuracy {result.accuracy:.2%} on {len(train_pool):,} training vectors '
+          f'({record["seconds"]:.0f} s)')
+      return record
+
+    if TARGET in config.methods:
+      train_and_test(TARGET, None, splits.target)
+    for rate in config.rates:
+      budget = expansion.budget_for_rate(rate, len(splits.train))
+      if budget > len(splits.auxiliary):
+        raise ConfigError(f'expansion rate {rate} needs {budget} vectors but D_A has '
+                          f'{len(splits.auxiliary)}; lower the rate')
+      if RANDOM in config.methods:
+        picked = random_expansion(splits, budget, config.setting,
+                                  np.random.default_rng(derive_seed(seed, 'random', rate)))
+        moved = splits.auxiliary.subset(picked)
+        train_and_test(RANDOM, rate, splits.target.union(moved), moved.ids)
+      duse_runs = {ONESHOT: 1, DUSE: config.rounds}
+      for method, rounds in duse_runs.items():
+        if method not in config.methods:
+          continue
+        exp_config = expansion.ExpansionConfig(
+            budget=budget, rounds=rounds, setting=config.setting, train=round_train,
+            warm_start=config.warm_start)
+        t0 = time.time()
+        result = expansion.expand(
+            scorer, splits.target, splits.auxiliary, exp_config,
+            seed=derive_seed(seed, method, rate),
+            on_round=lambda r, m=method: log(
+                f'[seed {seed}] {config.method_label(m)} at {rate_label(rate)}: round '
+                f'{r.round}: moved {len(r.selected_ids)} (margins {r.selected_margin["min"]:.3f}'
+                f'..{r.selected_margin["max"]:.3f}), scorer train acc '
+                f'{r.train_accuracy:.2%} ({r.seconds:.0f} s)'),
+            on_epoch=lambda m, meth=method: run_dir.log_metrics(
+                {'seed': seed, 'method': meth, 'rate': rate, 'phase': 'selection', **m}))
+        run_dir.write_json(f'rounds/{method}-seed{seed}-r{rate:g}.json',
+                           [r.to_json() for r in result.rounds])
+        train_and_test(method, rate, result.expanded, result.selected_ids,
+                       extra={'selection_seconds': time.time() - t0, 'rounds': rounds})
+
+  rows = table_rows(config, runs)
+  columns = [rate_label(r) for r in config.rates]
+  title = (f'DUSE on {spec.name} ({data.origin["kind"]} data), {config.setting} setting, '
+           f'selection {config.model}, evaluation {config.eval_model or config.model}: test '
+           f'accuracy %, mean ± std over {len(config.seeds)} seed(s)')
+  table = report.text_table({config.method_label(m): v for m, v in rows.items()},
+                            columns, title=title, row_header='Method / expansion rate')
+  results = {
+      'config': dataclasses.asdict(config),
+      'data': data.origin,
+      'dataset': {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length},
+      'splits': split_sizes,
+      'table': {'title': title, 'columns': columns,
+                'rows': {config.method_label(m): v for m, v in rows.items()}},
+      'summary': summarize(rows),
+      'runs': runs,
+      'seconds': time.time() - t_start,
+  }
+  run_dir.write_json('results.json', results)
+  log(table)
+  log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
+  return results
+
+
+def random_expansion(splits: splits_lib.Splits, budget: int, setting: str,
+                     rng: np.random.Generator) -> np.ndarray:
+  """Positions in D_A of a uniformly random expansion of ``budget`` samples.
+
+  In the balance setting the draw is class-balanced with the same quotas DUSE uses.
+  """
+  if setting == expansion.IMBALANCE:
+    return select.uniform(len(splits.auxiliary), budget, rng)
+  quotas = select.balanced_quotas(splits.target.class_counts(), budget,
+                                  splits.auxiliary.class_counts())
+  return select.class_balanced_uniform(splits.auxiliary.y, quotas, rng)
+
+
+def table_rows(config: DuseConfig, runs: Sequence[dict]) -> dict[str, dict[str, list]]:
+  """{method: {rate column: [accuracy per seed]}}; target-only fills every column."""
+  rows: dict[str, dict[str, list]] = {m: {} for m in config.methods}
+  for run_record in runs:
+    acc = run_record['test']['accuracy']
+    rates = config.rates if run_record['rate'] is None else (run_record['rate'],)
+    for rate in rates:
+      rows[run_record['method']].setdefault(rate_label(rate), []).append(acc)
+  return rows
+
+
+def summarize(rows: dict[str, dict[str, list]]) -> dict:
+  return {method: {col: dict(zip(('mean', 'std'), report.mean_std(vals)), n=len(vals))
+                   for col, vals in cols.items()}
+          for method, cols in rows.items()}

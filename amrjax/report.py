@@ -1,0 +1,38 @@
+"""Result tables in the papers' layout: one row per method, one column per rate.
+
+Cells are test accuracy in percent, mean ± standard deviation over seeds (population
+standard deviation, ``numpy.std``), as the papers report them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+  values = np.asarray(values, np.float64)
+  return float(values.mean()), float(values.std())
+
+
+def format_cell(values: Sequence[float], *, scale: float = 100.0) -> str:
+  """'mean ± std' of ``values`` times ``scale`` with two decimals; '-' when empty."""
+  if len(values) == 0:
+    return '-'
+  mean, std = mean_std(np.asarray(values) * scale)
+  return f'{mean:.2f} ± {std:.2f}'
+
+
+def text_table(rows: Mapping[str, Mapping[str, Sequence[float]]], columns: Sequence[str], *,
+               title: str = '', row_header: str = 'Method') -> str:
+  """A fixed-width table: ``rows[label][column]`` lists the per-seed values of a cell."""
+  cells = [[label] + [format_cell(values.get(col, ())) for col in columns]
+           for label, values in rows.items()]
+  header = [row_header] + list(columns)
+  widths = [max(len(r[i]) for r in [header] + cells) for i in range(len(header))]
+  line = lambda r: '  '.join(c.ljust(w) if i == 0 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(r, widths)))
+  out = [title] if title else []
+  out += [line(header), '  '.join('-' * w for w in widths)] + [line(r) for r in cells]
+  return '\n'.join(out)

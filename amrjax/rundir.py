@@ -1,0 +1,87 @@
+"""Run directories: ``config.json``, ``metrics.jsonl``, ``results.json`` and selected ids.
+
+Every result file is written atomically (a temporary file in the same folder, then
+``os.replace``), so a killed run leaves either the previous version or the new one,
+never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from amrjax.data.formats import atomic_path
+from amrjax.errors import ConfigError
+
+
+def _jsonable(obj: Any) -> Any:
+  if isinstance(obj, dict):
+    return {str(k): _jsonable(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [_jsonable(v) for v in obj]
+  if isinstance(obj, np.ndarray):
+    return obj.tolist()
+  if isinstance(obj, np.generic):
+    return obj.item()
+  if isinstance(obj, Path):
+    return str(obj)
+  return obj
+
+
+def write_json(path: Path, obj: Any) -> Path:
+  """Writes ``obj`` as indented JSON, atomically."""
+  path = Path(path)
+  tmp = atomic_path(path)
+  try:
+    tmp.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=False) + '\n')
+    os.replace(tmp, path)
+  finally:
+    tmp.unlink(missing_ok=True)
+  return path
+
+
+def write_ids(path: Path, ids: np.ndarray) -> Path:
+  """Writes sample ids as an int64 ``.npy``, atomically."""
+  path = Path(path)
+  tmp = atomic_path(path)
+  try:
+    with open(tmp, 'wb') as f:
+      np.save(f, np.asarray(ids, np.int64))
+    os.replace(tmp, path)
+  finally:
+    tmp.unlink(missing_ok=True)
+  return path
+
+
+class RunDir:
+  """A run's output folder."""
+
+  def __init__(self, path: Path | str):
+    self.path = Path(path)
+    try:
+      self.path.mkdir(parents=True, exist_ok=True)
+      probe = atomic_path(self.path / '.write-test')
+      probe.unlink()
+    except OSError as e:
+      raise ConfigError(f'cannot write to the run directory {self.path} ({e.strerror}); '
+                        'choose another --workdir') from None
+
+  def file(self, name: str) -> Path:
+    return self.path / name
+
+  def write_json(self, name: str, obj: Any) -> Path:
+    return write_json(self.path / name, obj)
+
+  def write_ids(self, name: str, ids: np.ndarray) -> Path:
+    target = self.path / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return write_ids(target, ids)
+
+  def log_metrics(self, record: dict) -> None:
+    """Appends one JSON line to ``metrics.jsonl`` (a log, not a result)."""
+    with open(self.path / 'metrics.jsonl', 'a') as f:
+      f.write(json.dumps(_jsonable(record)) + '\n')

@@ -1,0 +1,224 @@
+"""``fit`` and ``evaluate``: the training loop every experiment uses.
+
+Optimiser: optax Adam with the papers' defaults (learning rate 1e-3, batch 128; DUSE
+Sec. IV-D). One jitted train step per (model, learning rate), with the state donated, runs
+on fixed-shape batches; the last batch of an epoch is padded and masked (see
+``amrjax.data.pool.iter_batches``). Metrics are summed on the device and read once per
+epoch. A non-finite loss or gradient norm stops training with the epoch and step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from amrjax import parallel
+from amrjax.data.pool import SignalPool
+from amrjax.errors import AmrjaxError, ConfigError
+from amrjax.train.losses import cross_entropy, masked_mean
+from amrjax.train.state import TrainState, create_state
+
+
+class TrainingDivergedError(AmrjaxError, FloatingPointError):
+  """The loss or the gradient norm became NaN or infinite."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """How to train: epochs, batch size and Adam learning rate (DUSE Sec. IV-D defaults)."""
+
+  epochs: int = 20
+  batch_size: int = 128
+  learning_rate: float = 1e-3
+
+  def __post_init__(self):
+    if self.epochs < 0 or self.batch_size < 1 or not self.learning_rate > 0:
+      raise ConfigError(f'invalid training settings: {self}')
+
+
+@functools.lru_cache(maxsize=None)
+def optimizer(learning_rate: float) -> optax.GradientTransformation:
+  """Adam; cached so that equal settings share one compiled train step."""
+  return optax.adam(learning_rate)
+
+
+def init_state(model: nn.Module, *, length: int, learning_rate: float,
+               seed: int) -> TrainState:
+  """Fresh parameters for (B, 2, length) inputs and a fresh Adam state."""
+  return create_state(model, optimizer(learning_rate), length=length,
+                      key=jax.random.key(seed))
+
+
+def _has_batch_stats(model: nn.Module, length: int) -> bool:
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                             jnp.zeros((1, 2, length)), train=False))
+  return 'batch_stats' in shapes
+
+
+def global_norm(tree) -> jax.Array:
+  """sqrt of the sum of squares of every leaf of ``tree``."""
+  return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
+
+
+@functools.lru_cache(maxsize=None)
+def train_step_fn(model: nn.Module, learning_rate: float, length: int) -> Callable:
+  """The jitted step ``(state, x, y, mask, key) -> (state, metrics)``; state is donated.
+
+  Metrics: summed loss and correct count over the real rows, the real-row count, and the
+  global gradient norm.
+  """
+  tx = optimizer(learning_rate)
+  mutable = ['batch_stats'] if _has_batch_stats(model, length) else False
+
+  def step(state: TrainState, x, y, mask, key):
+    dropout_key = jax.random.fold_in(key, state.step)
+
+    def loss_fn(params):
+      variables = {'params': params}
+      if mutable:
+        variables['batch_stats'] = state.batch_stats
+      out = model.apply(variables, x, train=True, rngs={'dropout': dropout_key},
+                        mutable=mutable)
+      logits, updates = out if mutable else (out, {})
+      per_example = cross_entropy(logits, y)
+      return masked_mean(per_example, mask), (per_example, logits, updates)
+
+    (loss, (per_example, logits, updates)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    new_state = state.replace(step=state.step + 1,
+                              params=optax.apply_updates(state.params, param_updates),
+                              batch_stats=updates.get('batch_stats', state.batch_stats),
+                              opt_state=opt_state)
+    maskf = mask.astype(jnp.float32)
+    metrics = {
+        'loss_sum': jnp.sum(per_example * maskf),
+        'correct': jnp.sum((jnp.argmax(logits, -1) == y) * maskf),
+        'count': jnp.sum(maskf),
+        'grad_norm': global_norm(grads),
+        'loss': loss,
+    }
+    return new_state, metrics
+
+  return jax.jit(step, donate_argnums=(0,))
+
+
+def fit(model: nn.Module, pool: SignalPool, config: TrainConfig, *, seed: int,
+        state: TrainState | None = None,
+        on_epoch: Callable[[dict], None] | None = None) -> tuple[TrainState, list[dict]]:
+  """Trains ``model`` on ``pool`` for ``config.epochs`` epochs.
+
+  Args:
+    model: a registry model.
+    pool: the training set; read into memory once if its store is lazy.
+    config: epochs, batch size, learning rate.
+    seed: drives the initialisation (when ``state`` is None), the shuffling and dropout.
+    state: continue from this state (warm start) instead of a fresh one. It is donated
+      to the train step: do not use it after the call.
+    on_epoch: called after each epoch with that epoch's metrics.
+
+  Returns:
+    The final state and one metrics dict per epoch (epoch, loss, accuracy,
+    max_grad_norm, steps).
+  """
+  if len(pool) == 0:
+    raise ConfigError('cannot train on an empty pool')
+  pool = pool.in_memory()
+  if state is None:
+    state = init_state(model, length=pool.length, learning_rate=config.learning_rate,
+                       seed=seed)
+  step_fn = train_step_fn(model, config.learning_rate, pool.length)
+  rng = np.random.default_rng([seed, 1])
+  key = jax.random.key(seed + 1)
+  history = []
+  for epoch in range(1, config.epochs + 1):
+    sums = None
+    for batch in pool.batches(config.batch_size, rng=rng):
+      state, metrics = step_fn(state, batch.x, batch.y, batch.mask, key)
+      sums = metrics if sums is None else _accumulate(sums, metrics)
+    host = jax.device_get(sums)
+    record = {
+        'epoch': epoch,
+        'loss': float(host['loss_sum'] / host['count']),
+        'accuracy': float(host['correct'] / host['count']),
+        'max_grad_norm': float(host['grad_norm']),
+        'steps': int(state.step),
+    }
+    if not (np.isfinite(record['loss']) and np.isfinite(record['max_grad_norm'])):
+      raise TrainingDivergedError(
+          f'training diverged in epoch {epoch} (by step {record["steps"]}): loss '
+          f'{record["loss"]}, max gradient norm {record["max_grad_norm"]}; lower the '
+          'learning rate or check the inputs for NaN/inf')
+    history.append(record)
+    if on_epoch is not None:
+      on_epoch(record)
+  return state, history
+
+
+@jax.jit
+def _accumulate(sums, metrics):
+  out = {k: sums[k] + metrics[k] for k in ('loss_sum', 'correct', 'count')}
+  out['grad_norm'] = jnp.maximum(sums['grad_norm'], metrics['grad_norm'])
+  out['loss'] = metrics['loss']
+  return out
+
+
+@functools.lru_cache(maxsize=None)
+def logits_fn(model: nn.Module) -> Callable:
+  """Jitted ``(variables, x) -> logits`` in eval mode (dropout off, BatchNorm frozen)."""
+  return jax.jit(lambda variables, x: model.apply(variables, x, train=False))
+
+
+def predict_logits(model: nn.Module, variables, pool: SignalPool, *,
+                   batch_size: int = 1024) -> np.ndarray:
+  """Logits (n, C) for every member of ``pool``, in pool order."""
+  return parallel.map_pool(logits_fn(model), variables, pool, batch_size=batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """Test accuracy overall, per class and per SNR, and the confusion matrix.
+
+  ``confusion[i, j]`` counts vectors of true class i predicted as j.
+  """
+
+  accuracy: float
+  per_class: dict[str, float]
+  per_snr: dict[int, float]
+  confusion: np.ndarray
+  count: int
+
+  def to_json(self) -> dict:
+    return {
+        'accuracy': self.accuracy,
+        'count': self.count,
+        'per_class': self.per_class,
+        'per_snr': {str(k): v for k, v in self.per_snr.items()},
+        'confusion': self.confusion.tolist(),
+    }
+
+
+def accuracy_report(predicted: np.ndarray, pool: SignalPool) -> Evaluation:
+  """Scores predicted class indices (n,) against the pool's labels."""
+  correct = predicted == pool.y
+  c = pool.num_classes
+  confusion = np.zeros((c, c), np.int64)
+  np.add.at(confusion, (pool.y, predicted), 1)
+  per_class = {name: float(correct[pool.y == i].mean()) for i, name in enumerate(pool.classes)
+               if np.any(pool.y == i)}
+  per_snr = {int(s): float(correct[pool.snr == s].mean()) for s in np.unique(pool.snr)}
+  return Evaluation(float(correct.mean()), per_class, per_snr, confusion, len(pool))
+
+
+def evaluate(model: nn.Module, variables, pool: SignalPool, *,
+             batch_size: int = 1024) -> Evaluation:
+  """Accuracy of ``model`` on ``pool`` (eval mode)."""
+  logits = predict_logits(model, variables, pool, batch_size=batch_size)
+  return accuracy_report(np.argmax(logits, axis=-1), pool)

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from amrjax.data import specs, splits, synth
+from amrjax.data.pool import SignalPool
+from amrjax.errors import ConfigError
+
+SPEC = specs.get_spec('rml2016.10a')
+
+
+@pytest.fixture(scope='module')
+def dataset():
+  x, y, snr = synth.generate(SPEC, count_per_cell=50)
+  return SignalPool.from_arrays(x, y, snr, SPEC.classes)
+
+
+def test_split_invariants(dataset):
+  s = splits.make_splits(dataset, train_fraction=0.8, target_seed=3)
+  assert (s.train.snr > 10).all() and (s.test.snr > 10).all()
+  assert len(s.train) + len(s.test) == 11 * 4 * 50  # SNR 12, 14, 16, 18
+  assert not np.intersect1d(s.train.ids, s.test.ids).size
+  assert not np.intersect1d(s.target.ids, s.auxiliary.ids).size
+  np.testing.assert_array_equal(np.union1d(s.target.ids, s.auxiliary.ids), s.train.ids)
+  # 8:2 inside every (class, SNR) cell.
+  for c in range(11):
+    for snr in (12, 14, 16, 18):
+      assert ((s.train.y == c) & (s.train.snr == snr)).sum() == 40
+  # D_T: round(1 % of train), class-balanced.
+  assert len(s.target) == round(0.01 * len(s.train))
+  counts = s.target.class_counts()
+  assert counts.max() - counts.min() <= 1
+
+
+def test_seeds_change_the_target_not_the_test_set(dataset):
+  a = splits.make_splits(dataset, train_fraction=0.8, target_seed=0)
+  b = splits.make_splits(dataset, train_fraction=0.8, target_seed=1)
+  np.testing.assert_array_equal(a.test.ids, b.test.ids)
+  assert not np.array_equal(a.target.ids, b.target.ids)
+  c = splits.make_splits(dataset, train_fraction=0.8, target_seed=0)
+  np.testing.assert_array_equal(a.target.ids, c.target.ids)
+
+
+def test_check_catches_overlap(dataset):
+  s = splits.make_splits(dataset, train_fraction=0.8)
+  broken = splits.Splits(s.train, s.test.union(s.target), s.target, s.auxiliary)
+  with pytest.raises(RuntimeError, match='share'):
+    broken.check()
+
+
+def test_max_per_cell_and_in_memory(dataset):
+  s = splits.make_splits(dataset, train_fraction=0.8, max_per_cell=10, target_fraction=0.05)
+  assert len(s.train) + len(s.test) == 11 * 4 * 10
+  m = s.in_memory()
+  np.testing.assert_array_equal(m.auxiliary.signals(), s.auxiliary.signals())
+  assert m.target.store is m.test.store
+
+
+def test_bad_settings(dataset):
+  with pytest.raises(ConfigError, match='no vectors have SNR > 40'):
+    splits.make_splits(dataset, train_fraction=0.8, min_snr=40)
+  with pytest.raises(ConfigError, match='fewer than one per class'):
+    splits.make_splits(dataset, train_fraction=0.8, max_per_cell=2)
+  with pytest.raises(ConfigError, match='train fraction'):
+    splits.make_splits(dataset, train_fraction=1.0)
+  one_class_low = dataset.subset(~((dataset.y == 3) & (dataset.snr > 0)))
+  with pytest.raises(ConfigError, match='BPSK have no vectors with SNR > 10'):
+    splits.make_splits(one_class_low, train_fraction=0.8)

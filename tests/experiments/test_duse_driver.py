@@ -1,0 +1,99 @@
+"""End-to-end: the DUSE driver at tiny size, and its one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from amrjax import duse_experiment
+from amrjax.data import formats, specs
+from amrjax.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args, cwd=REPO, timeout=300):
+  env = {**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'}
+  return subprocess.run([sys.executable, '-m', 'experiments.duse', *args], cwd=cwd, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def test_driver_smoke(tmp_path):
+  workdir = tmp_path / 'run'
+  proc = _run('--dataset=rml2016.10a', '--synthetic_per_cell=30',
+              f'--cache_dir={tmp_path / "cache"}', f'--data_dir={tmp_path / "data"}',
+              '--rates=0.05', '--seeds=0,1', '--rounds=2', '--round_epochs=1',
+              '--final_epochs=1', '--batch_size=32', f'--workdir={workdir}')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert 'using the synthetic stand-in' in proc.stdout
+  results = json.loads((workdir / 'results.json').read_text())
+  config = json.loads((workdir / 'config.json').read_text())
+  assert config['rates'] == [0.05] and config['rounds'] == 2 and config['seeds'] == [0, 1]
+  assert results['data']['kind'] == 'synthetic'
+  rows = results['table']['rows']
+  assert len(rows) == 4 and all(len(cell['5%']) == 2 for cell in rows.values())
+  split = results['splits']['0']
+  budget = round(0.05 * split['train'])
+  for run in results['runs']:
+    assert 0 <= run['test']['accuracy'] <= 1
+    if run['method'] != 'target':
+      assert run['train_size'] == split['target'] + budget
+      ids = np.load(workdir / 'selected' / f'{run["method"]}-seed{run["seed"]}-r0.05.npy')
+      assert len(ids) == budget == len(np.unique(ids))
+  rounds = json.loads((workdir / 'rounds' / 'duse-seed1-r0.05.json').read_text())
+  assert [len(r['selected_ids']) for r in rounds] == [(budget + 1) // 2, budget // 2]
+  assert 'DUSE (2 rounds)' in proc.stdout and '±' in proc.stdout
+  assert (workdir / 'metrics.jsonl').read_text().count('\n') > 0
+
+
+def _one_line_error(proc):
+  assert proc.returncode == 2
+  lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+  assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
+  assert 'Traceback' not in proc.stderr
+  return lines[0]
+
+
+def test_unknown_dataset_is_one_line(tmp_path):
+  line = _one_line_error(_run('--dataset=cifar10', f'--workdir={tmp_path / "w"}'))
+  assert "unknown dataset 'cifar10'; choose one of" in line
+
+
+def test_malicious_pickle_is_one_line(tmp_path):
+  spec = specs.get_spec('rml2016.10a')
+  (tmp_path / spec.file_name).write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")
+  line = _one_line_error(_run('--dataset=rml2016.10a', f'--data_dir={tmp_path}',
+                              f'--workdir={tmp_path / "w"}', cwd=REPO))
+  assert 'refusing to unpickle' in line and 'do not use it' in line
+  assert not (REPO / 'pwned').exists()
+
+
+def test_corrupt_and_missing_files_are_one_line(tmp_path):
+  spec = specs.get_spec('rml2016.10a')
+  good = formats.write_rml2016_pickle(tmp_path / 'full.pkl', {
+      ('BPSK', 12): np.zeros((5, 2, 128), np.float32)})
+  (tmp_path / spec.file_name).write_bytes(good.read_bytes()[:300])
+  line = _one_line_error(_run('--dataset=rml2016.10a', f'--data_dir={tmp_path}',
+                              f'--workdir={tmp_path / "w"}'))
+  assert 'truncated or corrupt' in line and 'download it again' in line
+
+
+def test_bad_rate_is_one_line(tmp_path):
+  line = _one_line_error(_run('--rates=4', f'--workdir={tmp_path / "w"}'))
+  assert 'expansion rate must be in (0, 1]' in line
+
+
+def test_presets_and_overrides():
+  quick = duse_experiment.DuseConfig.from_preset('quick')
+  paper = duse_experiment.DuseConfig.from_preset('paper', seeds=(5,))
+  assert paper.rates == (0.01, 0.04, 0.07, 0.09, 0.19) and paper.seeds == (5,)
+  assert paper.round_epochs == 20 and paper.final_epochs == 50 and paper.max_per_cell is None
+  assert quick.dataset == 'sig2019' and quick.preset == 'quick'
+  with pytest.raises(ConfigError, match='unknown preset'):
+    duse_experiment.DuseConfig.from_preset('huge')
+  with pytest.raises(ConfigError, match='unknown method'):
+    duse_experiment.DuseConfig(methods=('entropy',))

@@ -1,0 +1,13 @@
+"""Small builders shared by the tests."""
+
+import numpy as np
+
+from amrjax.data.pool import SignalPool
+
+
+def random_pool(n=64, num_classes=4, length=128, seed=0, snrs=(12, 14)) -> SignalPool:
+  rng = np.random.default_rng(seed)
+  x = rng.standard_normal((n, 2, length)).astype(np.float32)
+  y = np.arange(n) % num_classes
+  snr = np.asarray(snrs)[np.arange(n) % len(snrs)]
+  return SignalPool.from_arrays(x, y, snr, tuple(f'c{i}' for i in range(num_classes)))

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from amrjax import expansion, models, scoring, select
+from amrjax.errors import ConfigError
+from amrjax.seeding import derive_seed
+from amrjax.train import TrainConfig, fit
+from tests.helpers import random_pool
+
+TRAIN = TrainConfig(epochs=1, batch_size=16)
+
+
+@pytest.fixture(scope='module')
+def sets():
+  pool = random_pool(n=120, num_classes=4)
+  target = pool.subset(np.arange(8))  # 2 per class
+  return target, pool.drop_ids(target.ids)
+
+
+@pytest.fixture(scope='module')
+def model():
+  return models.get('cnn2d', 4, 128)
+
+
+def test_round_budgets():
+  assert expansion.round_budgets(10, 3) == [4, 3, 3]
+  assert expansion.round_budgets(9, 3) == [3, 3, 3]
+  assert sum(expansion.round_budgets(1001, 7)) == 1001
+
+
+def test_budget_for_rate():
+  assert expansion.budget_for_rate(0.04, 10_000) == 400
+  for bad in (0.0, 1.5, -0.1):
+    with pytest.raises(ConfigError, match=r'in \(0, 1\]'):
+      expansion.budget_for_rate(bad, 100)
+
+
+def test_imbalance_invariants(sets, model):
+  target, aux = sets
+  config = expansion.ExpansionConfig(budget=22, rounds=3, train=TRAIN)
+  result = expansion.expand(model, target, aux, config, seed=0)
+  picked = result.selected_ids
+  assert [len(r.selected_ids) for r in result.rounds] == [8, 7, 7]
+  assert len(picked) == 22 and len(np.unique(picked)) == 22  # budget met, no id twice
+  assert np.isin(picked, aux.ids).all()
+  np.testing.assert_array_equal(result.expanded.ids, np.union1d(target.ids, picked))
+  np.testing.assert_array_equal(result.remaining.ids, np.setdiff1d(aux.ids, picked))
+  assert result.rounds[-1].target_class_counts == result.expanded.class_counts().tolist()
+
+
+def test_balance_setting_gives_equal_class_counts(sets, model):
+  target, aux = sets
+  config = expansion.ExpansionConfig(budget=24, rounds=2, setting='balance', train=TRAIN)
+  result = expansion.expand(model, target, aux, config, seed=0)
+  assert result.expanded.class_counts().tolist() == [8, 8, 8, 8]
+  for record in result.rounds:
+    counts = np.asarray(record.target_class_counts)
+    assert counts.max() - counts.min() <= 1
+
+
+def test_one_shot_is_one_round_of_the_smallest_margins(sets, model):
+  target, aux = sets
+  config = expansion.ExpansionConfig(budget=10, rounds=1, train=TRAIN)
+  result = expansion.expand(model, target, aux, config, seed=7)
+  assert len(result.rounds) == 1 and len(result.rounds[0].selected_ids) == 10
+  # Recompute independently: train the round-1 scorer, take the 10 smallest margins.
+  state, _ = fit(model, target, TRAIN, seed=derive_seed(7, 'duse-round', 1))
+  u = scoring.score_pool(model, state.variables, aux)
+  expected = np.sort(aux.ids[select.top_k(u, 10, largest=False)])
+  np.testing.assert_array_equal(np.sort(result.selected_ids), expected)
+  assert result.rounds[0].selected_margin['max'] <= np.sort(u)[10] + 1e-7
+
+
+def test_bad_configs(sets, model):
+  target, aux = sets
+  with pytest.raises(ConfigError, match='budget 500 exceeds the 112 auxiliary'):
+    expansion.expand(model, target, aux, expansion.ExpansionConfig(budget=500, train=TRAIN),
+                     seed=0)
+  with pytest.raises(ConfigError, match='unknown setting'):
+    expansion.ExpansionConfig(budget=5, setting='greedy')
+  with pytest.raises(ConfigError, match='use fewer rounds'):
+    expansion.ExpansionConfig(budget=2, rounds=3)
+  with pytest.raises(ConfigError, match='share sample ids'):
+    expansion.expand(model, target, target, expansion.ExpansionConfig(budget=1, rounds=1),
+                     seed=0)

@@ -1,0 +1,63 @@
+import jax
+import numpy as np
+import pytest
+
+from amrjax import models
+from amrjax.data import synth
+from amrjax.data.pool import SignalPool
+from amrjax.train import TrainConfig, TrainingDivergedError, evaluate, fit, init_state
+from amrjax.train.loop import accuracy_report, train_step_fn
+
+
+def _easy_pool(n_per_class=32, seed=0):
+  rng = np.random.default_rng(seed)
+  xs = [synth.synthesize(m, 20, 128, rng, count=n_per_class) for m in ('BPSK', 'FM')]
+  y = np.repeat([0, 1], n_per_class)
+  return SignalPool.from_arrays(np.concatenate(xs), y, np.full(len(y), 20), ('BPSK', 'FM'))
+
+
+def test_fit_learns_an_easy_task_and_continues_from_a_state():
+  pool = _easy_pool()
+  model = models.get('cnn2d', 2, 128)
+  state, history = fit(model, pool, TrainConfig(epochs=6, batch_size=16), seed=0)
+  assert [h['epoch'] for h in history] == [1, 2, 3, 4, 5, 6]
+  assert history[-1]['loss'] < history[0]['loss']
+  assert evaluate(model, state.variables, pool).accuracy > 0.7  # chance: 0.5
+  state, more = fit(model, pool, TrainConfig(epochs=1, batch_size=16), seed=1, state=state)
+  assert more[0]['steps'] == 7 * 4  # 4 steps per epoch, continued from step 24
+
+
+def test_padded_rows_do_not_change_the_loss():
+  model = models.get('cnn2d', 2, 128)
+  step = train_step_fn(model, 1e-3, 128)
+  pool = _easy_pool(4)
+  x, y = pool.signals(), pool.y
+  mask = np.arange(8) < 5
+  garbage = x.copy()
+  garbage[5:] = 1e3
+  losses = []
+  for xs in (x, garbage):
+    state = init_state(model, length=128, learning_rate=1e-3, seed=0)
+    _, metrics = step(state, xs, y, mask, jax.random.key(0))
+    losses.append(float(metrics['loss']))
+  assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+
+
+def test_nan_input_stops_training_with_the_epoch():
+  pool = _easy_pool(4)
+  x = pool.signals()
+  x[3] = np.nan
+  bad = SignalPool.from_arrays(x, pool.y, pool.snr, pool.classes)
+  with pytest.raises(TrainingDivergedError, match='epoch 1 .*step 1'):
+    fit(models.get('cnn2d', 2, 128), bad, TrainConfig(epochs=2, batch_size=8), seed=0)
+
+
+def test_accuracy_report():
+  x = np.zeros((6, 2, 128), np.float32)
+  pool = SignalPool.from_arrays(x, [0, 0, 1, 1, 2, 2], [10, 20, 10, 20, 10, 20],
+                                ('a', 'b', 'c'))
+  report = accuracy_report(np.array([0, 1, 1, 1, 0, 2]), pool)
+  assert report.accuracy == pytest.approx(4 / 6)
+  assert report.per_class == {'a': 0.5, 'b': 1.0, 'c': 0.5}
+  assert report.per_snr == {10: pytest.approx(2 / 3), 20: pytest.approx(2 / 3)}
+  np.testing.assert_array_equal(report.confusion, [[1, 1, 0], [0, 2, 0], [1, 0, 1]])
