@@ -75,6 +75,7 @@ class DuseConfig:
   data_dir: str | None = None
   cache_dir: str | None = None
   synthetic_per_cell: int | None = None
+  allow_synthetic: bool = True
 
   @classmethod
   def from_preset(cls, preset: str = 'quick', **overrides) -> DuseConfig:
@@ -124,7 +125,8 @@ def run(config: DuseConfig, workdir: Path | str, *,
   run_dir.write_json('config.json', dataclasses.asdict(config))
   t_start = time.time()
   data = sources.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
-                      synthetic_per_cell=config.synthetic_per_cell, notify=log)
+                      synthetic_per_cell=config.synthetic_per_cell,
+                      allow_synthetic=config.allow_synthetic, notify=log)
   spec = data.spec
   scorer = models.get(config.model, spec.num_classes, spec.length)
   evaluator = models.get(config.eval_model or config.model, spec.num_classes, spec.length)

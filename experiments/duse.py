@@ -23,6 +23,8 @@ flags.DEFINE_string('cache_dir', None, 'Where the synthetic stand-in is cached; 
                     '$AMRJAX_CACHE_DIR or ~/.cache/amrjax.')
 flags.DEFINE_string('synthetic_per_cell', 'all', "Vectors per (class, SNR) cell of the "
                     "synthetic stand-in ('all' = the real file's count).")
+flags.DEFINE_boolean('allow_synthetic', True, 'Use the synthetic stand-in when the real '
+                     'file is absent; --noallow_synthetic makes a missing file an error.')
 flags.DEFINE_list('rates', None, 'Expansion rates as fractions, e.g. 0.04,0.09 '
                   '(budget = rate x |train|).')
 flags.DEFINE_integer('rounds', None, 'Active-learning rounds R of DUSE.')
@@ -57,9 +59,9 @@ def main(argv):
 
   def body():
     overrides = common.explicit_flags(
-        ['dataset', 'data_dir', 'cache_dir', 'synthetic_per_cell', 'rates', 'rounds',
-         'setting', 'model', 'eval_model', 'seeds', 'round_epochs', 'final_epochs',
-         'max_per_cell', 'methods', 'batch_size', 'learning_rate', 'min_snr',
+        ['dataset', 'data_dir', 'cache_dir', 'synthetic_per_cell', 'allow_synthetic',
+         'rates', 'rounds', 'setting', 'model', 'eval_model', 'seeds', 'round_epochs',
+         'final_epochs', 'max_per_cell', 'methods', 'batch_size', 'learning_rate', 'min_snr',
          'target_fraction', 'warm_start'], _PARSERS)
     overrides.setdefault('dataset', FLAGS.dataset)
     config = duse_experiment.DuseConfig.from_preset(FLAGS.preset, **overrides)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from amrjax.models.layers import Conv2D
+from amrjax.models.layers import Conv2D, Dropout
 
 
 class CNN2D(nn.Module):
@@ -33,7 +33,7 @@ class CNN2D(nn.Module):
     self.conv2 = Conv2D(80, (2, 3), padding=((0, 0), (2, 2)))
     self.dense = nn.Dense(256)
     self.head = nn.Dense(self.num_classes)
-    self.dropout = nn.Dropout(self.dropout_rate)
+    self.dropout = Dropout(self.dropout_rate)
 
   def embed(self, x: jax.Array, *, train: bool = False) -> jax.Array:
     """Penultimate features, (B, 256)."""

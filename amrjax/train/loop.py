@@ -22,6 +22,7 @@ import optax
 from amrjax import parallel
 from amrjax.data.pool import SignalPool
 from amrjax.errors import AmrjaxError, ConfigError
+from amrjax.seeding import derive_seed
 from amrjax.train.losses import cross_entropy, masked_mean
 from amrjax.train.state import TrainState, create_state
 
@@ -135,8 +136,8 @@ def fit(model: nn.Module, pool: SignalPool, config: TrainConfig, *, seed: int,
     state = init_state(model, length=pool.length, learning_rate=config.learning_rate,
                        seed=seed)
   step_fn = train_step_fn(model, config.learning_rate, pool.length)
-  rng = np.random.default_rng([seed, 1])
-  key = jax.random.key(seed + 1)
+  rng = np.random.default_rng(derive_seed(seed, 'shuffle'))
+  key = jax.random.key(derive_seed(seed, 'dropout'))
   history = []
   for epoch in range(1, config.epochs + 1):
     sums = None

@@ -6,7 +6,7 @@ import pytest
 from amrjax.data import specs, synth
 from amrjax.errors import ConfigError
 
-CLEAN = synth.ChannelProfile(cfo_max=0.0, multipath_taps=1, rician_k_db=(60.0, 60.0))
+CLEAN = synth.ChannelProfile(cfo_std=0.0, multipath_taps=1, rician_k_db=(60.0, 60.0))
 
 
 def test_every_modulation_generates_finite_vectors():

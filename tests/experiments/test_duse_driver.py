@@ -82,6 +82,12 @@ def test_corrupt_and_missing_files_are_one_line(tmp_path):
   assert 'truncated or corrupt' in line and 'download it again' in line
 
 
+def test_missing_real_file_is_one_line_when_synthetic_is_not_allowed(tmp_path):
+  line = _one_line_error(_run('--dataset=rml2018.01a', f'--data_dir={tmp_path}',
+                              '--noallow_synthetic', f'--workdir={tmp_path / "w"}'))
+  assert 'no rml2018.01a file in' in line and 'GOLD_XYZ_OSC.0001_1024.hdf5' in line
+
+
 def test_bad_rate_is_one_line(tmp_path):
   line = _one_line_error(_run('--rates=4', f'--workdir={tmp_path / "w"}'))
   assert 'expansion rate must be in (0, 1]' in line

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from amrjax.models.layers import Conv2D, conv2d_matmul_kernel_grad
+from amrjax.models.layers import Conv2D, Dropout, conv2d_matmul_kernel_grad
 
 
 def _reference(x, k, padding):
@@ -35,3 +35,20 @@ def test_conv2d_is_parameter_compatible_with_flax_conv():
   ref_params = theirs.init(jax.random.key(0), x)
   assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ref_params)
   np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x), rtol=1e-5)
+
+
+def test_dropout_keeps_the_expected_fraction_and_the_mean():
+  x = jnp.ones((64, 1000))
+  layer = Dropout(0.5)
+  y = layer.apply({}, x, deterministic=False, rngs={'dropout': jax.random.key(0)})
+  kept = np.asarray(y != 0)
+  assert abs(kept.mean() - 0.5) < 0.01
+  np.testing.assert_allclose(np.asarray(y)[kept], 2.0)
+  y3 = Dropout(0.3).apply({}, x, deterministic=False, rngs={'dropout': jax.random.key(1)})
+  assert abs(float(jnp.mean(y3)) - 1.0) < 0.01  # inverted scaling keeps the mean
+  assert abs(float(jnp.mean(y3 != 0)) - 179 / 256) < 0.01
+  np.testing.assert_array_equal(layer.apply({}, x, deterministic=True), x)
+  other = layer.apply({}, x, deterministic=False, rngs={'dropout': jax.random.key(2)})
+  assert not np.array_equal(np.asarray(y), np.asarray(other))
+  assert float(jnp.abs(Dropout(1.0).apply({}, x, deterministic=False,
+                                          rngs={'dropout': jax.random.key(0)})).sum()) == 0
