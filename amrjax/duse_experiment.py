@@ -40,8 +40,8 @@ METHODS = (TARGET, RANDOM, ONESHOT, DUSE)
 # Presets. 'quick' is sized so the default command finishes within 15 minutes on a 2-core
 # CPU (see README for the measured time); 'paper' is DUSE Sec. IV-D.
 PRESETS: dict[str, dict] = {
-    'quick': dict(rates=(0.09,), seeds=(0, 1), rounds=3, round_epochs=10, final_epochs=25,
-                  max_per_cell=100),
+    'quick': dict(rates=(0.09,), seeds=(0, 1), rounds=3, round_epochs=15, final_epochs=25,
+                  max_per_cell=75),
     'paper': dict(rates=(0.01, 0.04, 0.07, 0.09, 0.19), seeds=(0, 1, 2), rounds=5,
                   round_epochs=20, final_epochs=50, max_per_cell=None),
 }

@@ -17,11 +17,14 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def format_cell(values: Sequence[float], *, scale: float = 100.0) -> str:
-  """'mean ± std' of ``values`` times ``scale`` with two decimals; '-' when empty."""
+  """'mean ± std' of ``values`` times ``scale`` with two decimals.
+
+  A single value is shown without a spread; no value at all as '-'.
+  """
   if len(values) == 0:
     return '-'
   mean, std = mean_std(np.asarray(values) * scale)
-  return f'{mean:.2f} ± {std:.2f}'
+  return f'{mean:.2f}' if len(values) == 1 else f'{mean:.2f} ± {std:.2f}'
 
 
 def text_table(rows: Mapping[str, Mapping[str, Sequence[float]]], columns: Sequence[str], *,

@@ -7,7 +7,8 @@ Input (B, 2, L) read as a sequence of L two-channel samples:
 
 as REFERENCE.md gives it (SELU in the dense layers as in the paper). The seven pools need
 L >= 128; the flatten size follows L (64 at L = 128, 512 at L = 1024). Penultimate
-embedding: the second 128-d SELU layer.
+embedding: the second 128-d SELU layer. Kernels start from Glorot-uniform, the Keras
+default of the original model (see ``cnn2d`` for why the initialiser matters).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from amrjax.errors import ConfigError
+from amrjax.models.layers import KERAS_INIT
 
 NUM_BLOCKS = 7
 
@@ -32,12 +34,12 @@ class _VGGFeatures(nn.Module):
                         f'got {x.shape[-1]}')
     h = jnp.swapaxes(x, 1, 2)  # (B, L, 2)
     for _ in range(NUM_BLOCKS):
-      h = nn.Conv(self.filters, (3,), padding='SAME')(h)
+      h = nn.Conv(self.filters, (3,), padding='SAME', kernel_init=KERAS_INIT)(h)
       h = nn.BatchNorm(use_running_average=not train, momentum=self.batchnorm_momentum)(h)
       h = nn.max_pool(nn.relu(h), (2,), strides=(2,))
     h = h.reshape(h.shape[0], -1)
-    h = nn.selu(nn.Dense(128)(h))
-    return nn.selu(nn.Dense(128)(h))
+    h = nn.selu(nn.Dense(128, kernel_init=KERAS_INIT)(h))
+    return nn.selu(nn.Dense(128, kernel_init=KERAS_INIT)(h))
 
 
 class CNN1D(nn.Module):
@@ -49,7 +51,7 @@ class CNN1D(nn.Module):
 
   def setup(self):
     self.features = _VGGFeatures(self.filters, self.batchnorm_momentum)
-    self.head = nn.Dense(self.num_classes)
+    self.head = nn.Dense(self.num_classes, kernel_init=KERAS_INIT)
 
   def embed(self, x: jax.Array, *, train: bool = False) -> jax.Array:
     """Penultimate features, (B, 128)."""

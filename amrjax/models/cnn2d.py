@@ -11,6 +11,12 @@ Parameters: 1,024 + 122,960 + (80 (L + 4) + 1) 256 + 257 C; at L = 128, C = 11 t
 2,830,427, the count of the Keras model. The penultimate embedding is the 256-d ReLU output
 of the first dense layer (before its dropout). Layout is NHWC (channels last), so the
 flatten order differs from the Keras channels-first model; the function is the same.
+
+Kernels start from Glorot-uniform, the Keras default the original model was trained with.
+It matters: on the Sig2019 stand-in (8,040 training vectors, Adam 1e-3, batch 128) the
+model reached 53 % test accuracy after 2 epochs and 66 % after 8 with Glorot-uniform,
+and stayed at chance (8 %) for 8 epochs with Flax's default LeCun-normal, whose first-layer
+scale (fan-in 3) is eleven times larger.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from amrjax.models.layers import Conv2D, Dropout
+from amrjax.models.layers import KERAS_INIT, Conv2D, Dropout
 
 
 class CNN2D(nn.Module):
@@ -29,10 +35,11 @@ class CNN2D(nn.Module):
 
   def setup(self):
     # The first layer sees one input channel: its kernel gradient is faster as matmuls.
-    self.conv1 = Conv2D(256, (1, 3), padding=((0, 0), (2, 2)), matmul_kernel_grad=True)
-    self.conv2 = Conv2D(80, (2, 3), padding=((0, 0), (2, 2)))
-    self.dense = nn.Dense(256)
-    self.head = nn.Dense(self.num_classes)
+    self.conv1 = Conv2D(256, (1, 3), padding=((0, 0), (2, 2)), matmul_kernel_grad=True,
+                        kernel_init=KERAS_INIT)
+    self.conv2 = Conv2D(80, (2, 3), padding=((0, 0), (2, 2)), kernel_init=KERAS_INIT)
+    self.dense = nn.Dense(256, kernel_init=KERAS_INIT)
+    self.head = nn.Dense(self.num_classes, kernel_init=KERAS_INIT)
     self.dropout = Dropout(self.dropout_rate)
 
   def embed(self, x: jax.Array, *, train: bool = False) -> jax.Array:

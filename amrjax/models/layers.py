@@ -20,7 +20,7 @@ at batch 128 took 1177 ms (L = 512) and 276 ms (L = 128) with XLA's gradient and
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -28,6 +28,9 @@ import jax.numpy as jnp
 from jax import lax
 
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
+
+KERAS_INIT = nn.initializers.glorot_uniform()
+"""Keras' default kernel initialiser, used by the models first published in Keras."""
 
 
 def _conv(x, kernel, padding):
@@ -111,12 +114,12 @@ class Conv2D(nn.Module):
   padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
   matmul_kernel_grad: bool = False
   use_bias: bool = True
+  kernel_init: Callable = nn.initializers.lecun_normal()
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kh, kw = self.kernel_size
-    kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        (kh, kw, x.shape[-1], self.features))
+    kernel = self.param('kernel', self.kernel_init, (kh, kw, x.shape[-1], self.features))
     padding = tuple(tuple(p) for p in self.padding)
     if self.matmul_kernel_grad:
       y = conv2d_matmul_kernel_grad(x, kernel, padding)
