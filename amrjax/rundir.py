@@ -8,14 +8,13 @@ never half of one.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from amrjax.data.formats import atomic_path
 from amrjax.errors import ConfigError
+from amrjax.fileio import atomic_write
 
 
 def _jsonable(obj: Any) -> Any:
@@ -34,27 +33,16 @@ def _jsonable(obj: Any) -> Any:
 
 def write_json(path: Path, obj: Any) -> Path:
   """Writes ``obj`` as indented JSON, atomically."""
-  path = Path(path)
-  tmp = atomic_path(path)
-  try:
-    tmp.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=False) + '\n')
-    os.replace(tmp, path)
-  finally:
-    tmp.unlink(missing_ok=True)
-  return path
+  with atomic_write(path, 'w') as f:
+    f.write(json.dumps(_jsonable(obj), indent=2) + '\n')
+  return Path(path)
 
 
 def write_ids(path: Path, ids: np.ndarray) -> Path:
   """Writes sample ids as an int64 ``.npy``, atomically."""
-  path = Path(path)
-  tmp = atomic_path(path)
-  try:
-    with open(tmp, 'wb') as f:
-      np.save(f, np.asarray(ids, np.int64))
-    os.replace(tmp, path)
-  finally:
-    tmp.unlink(missing_ok=True)
-  return path
+  with atomic_write(path) as f:
+    np.save(f, np.asarray(ids, np.int64))
+  return Path(path)
 
 
 class RunDir:
@@ -63,9 +51,9 @@ class RunDir:
   def __init__(self, path: Path | str):
     self.path = Path(path)
     try:
-      self.path.mkdir(parents=True, exist_ok=True)
-      probe = atomic_path(self.path / '.write-test')
-      probe.unlink()
+      with atomic_write(self.path / '.write-test') as f:
+        f.write(b'ok')
+      (self.path / '.write-test').unlink()
     except OSError as e:
       raise ConfigError(f'cannot write to the run directory {self.path} ({e.strerror}); '
                         'choose another --workdir') from None

@@ -19,12 +19,11 @@ index, SNR) order, then rows), and that number is the stable sample id.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import pickle
 import struct
-import tempfile
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import h5py
@@ -33,18 +32,7 @@ import numpy as np
 from amrjax.data import specs as specs_lib
 from amrjax.data.pool import ArrayStore, SignalPool
 from amrjax.errors import DataFormatError
-
-# --- atomic files -------------------------------------------------------------------------
-
-
-def atomic_path(path: Path) -> Path:
-  """A temporary sibling of ``path`` to write into before ``os.replace``."""
-  path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-  os.close(fd)
-  return Path(tmp)
-
+from amrjax.fileio import atomic_path, atomic_write
 
 # --- RML2016 pickles ----------------------------------------------------------------------
 
@@ -221,24 +209,17 @@ def write_rml2016_pickle(path: Path, cells: Mapping[tuple[str, int], np.ndarray]
 
   The file is written to a temporary name and renamed, so it is complete or absent.
   """
-  path = Path(path)
-  tmp = atomic_path(path)
-  try:
-    with open(tmp, 'wb') as f:
-      w = _Py2PickleWriter(f)
-      f.write(b'\x80\x02}')  # PROTO 2, EMPTY_DICT
-      for (mod, snr), value in cells.items():
-        f.write(b'(')
-        w.string(mod.encode('latin1'))
-        w.int(int(snr))
-        f.write(b'\x86')  # TUPLE2 key
-        w.array(np.asarray(value, np.float32))
-        f.write(b'u')  # SETITEMS
-      f.write(b'.')
-    os.replace(tmp, path)
-  finally:
-    if tmp.exists():
-      tmp.unlink()
+  with atomic_write(path) as f:
+    w = _Py2PickleWriter(f)
+    f.write(b'\x80\x02}')  # PROTO 2, EMPTY_DICT
+    for (mod, snr), value in cells.items():
+      f.write(b'(')
+      w.string(mod.encode('latin1'))
+      w.int(int(snr))
+      f.write(b'\x86')  # TUPLE2 key
+      w.array(np.asarray(value, np.float32))
+      f.write(b'u')  # SETITEMS
+    f.write(b'.')
   return path
 
 
@@ -404,52 +385,46 @@ def read_xyz_npz(path: Path, spec: specs_lib.DatasetSpec) -> SignalPool:
                     snr, spec.classes)
 
 
-class XYZWriter:
-  """Streams (class, SNR) blocks into an X/Y/Z HDF5 file of a known total size.
+class XYZRows:
+  """Appends (class, SNR) blocks to the X/Y/Z datasets of an open HDF5 file.
 
   ``X`` is (N, L, 2) float32 in row chunks, ``Y`` (N, C) int64 one-hot, ``Z`` (N, 1) int64,
-  plus ``classes`` (the names, in label order), as RML2018.01a lays them out. The file
-  is written under a temporary name and renamed on a clean exit.
+  plus ``classes`` (the names, in label order), as RML2018.01a lays them out.
   """
 
-  def __init__(self, path: Path, spec: specs_lib.DatasetSpec, total: int):
-    self.path, self.spec, self.total = Path(path), spec, total
-    self._tmp = atomic_path(self.path)
-    self._f = h5py.File(self._tmp, 'w')
+  def __init__(self, f: h5py.File, spec: specs_lib.DatasetSpec, total: int):
+    self.spec, self.total, self.row = spec, total, 0
     chunk = max(1, min(total, (1 << 20) // (8 * spec.length)))
-    self._x = self._f.create_dataset('X', (total, spec.length, 2), np.float32,
-                                     chunks=(chunk, spec.length, 2))
-    self._y = self._f.create_dataset('Y', (total, spec.num_classes), np.int64)
-    self._z = self._f.create_dataset('Z', (total, 1), np.int64)
-    self._f.create_dataset('classes', data=np.array(spec.names_in_file, dtype='S'))
-    self._row = 0
+    self._x = f.create_dataset('X', (total, spec.length, 2), np.float32,
+                               chunks=(chunk, spec.length, 2))
+    self._y = f.create_dataset('Y', (total, spec.num_classes), np.int64)
+    self._z = f.create_dataset('Z', (total, 1), np.int64)
+    f.create_dataset('classes', data=np.array(spec.names_in_file, dtype='S'))
 
   def write(self, class_index: int, snr: int, x: np.ndarray) -> None:
     n = len(x)
-    if self._row + n > self.total:
+    if self.row + n > self.total:
       raise DataFormatError(f'writing more than the {self.total} rows declared')
-    rows = slice(self._row, self._row + n)
+    rows = slice(self.row, self.row + n)
     self._x[rows] = np.swapaxes(x, 1, 2)
     onehot = np.zeros((n, self.spec.num_classes), np.int64)
     onehot[:, class_index] = 1
     self._y[rows] = onehot
     self._z[rows] = snr
-    self._row += n
+    self.row += n
 
-  def __enter__(self):
-    return self
 
-  def __exit__(self, exc_type, exc, tb):
-    self._f.close()
-    if exc_type is not None:
-      self._tmp.unlink(missing_ok=True)
-      return False
-    if self._row != self.total:
-      self._tmp.unlink(missing_ok=True)
-      raise DataFormatError(f'{self.path}: wrote {self._row} rows of the {self.total} '
-                            'declared')
-    os.replace(self._tmp, self.path)
-    return False
+@contextlib.contextmanager
+def xyz_writer(path: Path, spec: specs_lib.DatasetSpec, total: int) -> Iterator[XYZRows]:
+  """Streams blocks into a new X/Y/Z HDF5 file of ``total`` rows; see :class:`XYZRows`.
+
+  The file appears at ``path`` only when every declared row was written.
+  """
+  with atomic_path(path) as tmp, h5py.File(tmp, 'w') as f:
+    rows = XYZRows(f, spec, total)
+    yield rows
+    if rows.row != total:
+      raise DataFormatError(f'{path}: wrote {rows.row} rows of the {total} declared')
 
 
 def write_xyz_npz(path: Path, spec: specs_lib.DatasetSpec, x: np.ndarray, y: np.ndarray,
@@ -458,15 +433,9 @@ def write_xyz_npz(path: Path, spec: specs_lib.DatasetSpec, x: np.ndarray, y: np.
   path = Path(path)
   onehot = np.zeros((len(y), spec.num_classes), np.int64)
   onehot[np.arange(len(y)), y] = 1
-  tmp = atomic_path(path)
-  try:
-    with open(tmp, 'wb') as f:
-      np.savez(f, X=np.swapaxes(x, 1, 2).astype(np.float32), Y=onehot,
-               Z=np.asarray(snr, np.int64).reshape(-1, 1),
-               classes=np.array(spec.names_in_file))
-    os.replace(tmp, path)
-  finally:
-    tmp.unlink(missing_ok=True)
+  with atomic_write(path) as f:
+    np.savez(f, X=np.swapaxes(x, 1, 2).astype(np.float32), Y=onehot,
+             Z=np.asarray(snr, np.int64).reshape(-1, 1), classes=np.array(spec.names_in_file))
   return path
 
 
@@ -510,8 +479,8 @@ def write_cells(path: Path, spec: specs_lib.DatasetSpec,
       zs.append(np.full(len(x), snr))
     return write_xyz_npz(path, spec, np.concatenate(xs), np.concatenate(ys),
                          np.concatenate(zs))
-  with XYZWriter(path, spec, total) as writer:
+  with xyz_writer(path, spec, total) as rows:
     for c, snr, x in cells:
-      writer.write(c, snr, x)
+      rows.write(c, snr, x)
   return path
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from amrjax.errors import ConfigError
+from amrjax.registry import Registry
 
 RML2016_PICKLE = 'rml2016_pickle'  # pickled dict {(mod, snr): float32 (n, 2, L)}
 XYZ_HDF5 = 'xyz_hdf5'  # HDF5 with X (N, L, 2), Y (N, C) one-hot, Z (N, 1) SNR
@@ -150,28 +151,26 @@ _SPECS = (
         'convention (HDF5 or NPZ) with an optional `classes` array of names.'),
 )
 
-_REGISTRY = {s.name: s for s in _SPECS}
+_REGISTRY: Registry[DatasetSpec] = Registry('dataset')
 _ALIASES = {
-    'rml2016a': 'rml2016.10a', 'rml2016.10a': 'rml2016.10a', '2016.10a': 'rml2016.10a',
-    'rml2016b': 'rml2016.10b', '2016.10b': 'rml2016.10b',
-    'rml2016c': 'rml2016.04c', '2016.04c': 'rml2016.04c',
-    'rml2018': 'rml2018.01a', 'rml2018a': 'rml2018.01a', '2018.01a': 'rml2018.01a',
-    'sig2019-12': 'sig2019', 'sig2019.12': 'sig2019',
+    'rml2016.10a': ('rml2016a', '2016.10a'),
+    'rml2016.10b': ('rml2016b', '2016.10b'),
+    'rml2016.04c': ('rml2016c', '2016.04c'),
+    'rml2018.01a': ('rml2018', 'rml2018a', '2018.01a'),
+    'sig2019': ('sig2019-12', 'sig2019.12'),
 }
+for _spec in _SPECS:
+  _REGISTRY.register(_spec.name, _spec, _ALIASES.get(_spec.name, ()))
 
 
 def names() -> tuple[str, ...]:
   """Registered dataset names."""
-  return tuple(_REGISTRY)
+  return _REGISTRY.names()
 
 
 def get_spec(name: str) -> DatasetSpec:
   """The spec registered under ``name`` (case-insensitive, common aliases accepted)."""
-  key = name.strip().lower()
-  key = _ALIASES.get(key, key)
-  if key not in _REGISTRY:
-    raise ConfigError(f'unknown dataset {name!r}; choose one of {", ".join(names())}')
-  return _REGISTRY[key]
+  return _REGISTRY.get(name)
 
 
 def register(spec: DatasetSpec) -> DatasetSpec:
@@ -182,5 +181,4 @@ def register(spec: DatasetSpec) -> DatasetSpec:
     raise ConfigError(f'unknown normalisation {spec.normalisation!r} in spec {spec.name!r}')
   if spec.stored_names and len(spec.stored_names) != len(spec.classes):
     raise ConfigError(f'spec {spec.name!r}: stored_names must match classes one to one')
-  _REGISTRY[spec.name] = spec
-  return spec
+  return _REGISTRY.register(spec.name, spec)

@@ -32,6 +32,9 @@ _NHWC = ('NHWC', 'HWIO', 'NHWC')
 KERAS_INIT = nn.initializers.glorot_uniform()
 """Keras' default kernel initialiser, used by the models first published in Keras."""
 
+RELU_INIT = nn.initializers.he_normal()
+"""He-normal (variance 2 / fan_in): keeps ReLU activations at unit scale layer to layer."""
+
 
 def _conv(x, kernel, padding):
   return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_NHWC)

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from amrjax.data import formats, specs
+from amrjax.errors import DataFormatError
+from amrjax.fileio import atomic_write
+from amrjax.rundir import RunDir
+
+
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path):
+  path = tmp_path / 'results.json'
+  path.write_text('old')
+  with pytest.raises(RuntimeError):
+    with atomic_write(path, 'w') as f:
+      f.write('half of a new')
+      raise RuntimeError('killed')
+  assert path.read_text() == 'old'
+  assert [p.name for p in tmp_path.iterdir()] == ['results.json']  # no temporary left
+
+
+def test_xyz_writer_publishes_only_complete_files(tmp_path):
+  spec = specs.get_spec('sig2019')
+  path = tmp_path / 'sig.hdf5'
+  with pytest.raises(DataFormatError, match='wrote 1 rows of the 2 declared'):
+    with formats.xyz_writer(path, spec, total=2) as rows:
+      rows.write(0, 10, np.zeros((1, 2, 512), np.float32))
+  assert not path.exists() and not list(tmp_path.iterdir())
+
+
+def test_run_dir_refuses_an_unwritable_folder(tmp_path):
+  blocker = tmp_path / 'file'
+  blocker.write_text('x')
+  with pytest.raises(Exception, match='cannot write to the run directory'):
+    RunDir(blocker / 'run')
+  run = RunDir(tmp_path / 'run')
+  run.write_json('a.json', {'x': np.int64(3), 'y': np.arange(2)})
+  assert (tmp_path / 'run' / 'a.json').read_text().split() == [
+      '{', '"x":', '3,', '"y":', '[', '0,', '1', ']', '}']
