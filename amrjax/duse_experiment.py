@@ -1,4 +1,4 @@
-"""The DUSE experiment: target only, random expansion, DUSE one-shot and DUSE, over seeds.
+"""The DUSE experiment: target only, random expansion, the baselines, DUSE, over seeds.
 
 For every seed the dataset is split (SNR > 10 dB, train/test per cell, D_T = class-balanced
 1 % of train, D_A = the rest; the train/test split is fixed, D_T varies with the seed) and,
@@ -10,7 +10,13 @@ each is used to train the evaluation model from scratch and test it:
   setting);
 - ``duse_oneshot``: DUSE without active learning, one round with the whole budget (Table IV
   first row, = the Margin baseline);
-- ``duse``: DUSE with R rounds (Algorithm 2).
+- ``duse``: DUSE with R rounds (Algorithm 2);
+- any strategy of ``amrjax.strategies`` by name (``least_confidence``, ``deepfool``,
+  ``glister``, ...): the DUSE paper's baselines (Tables I and II), selected one-shot at the
+  same budget and setting by the same scorer trained on D_T for ``round_epochs``.
+
+Method groups: ``default`` (the four above), ``baselines`` (DUSE's 8 baselines),
+``table1`` (target, random, the 8 baselines, DUSE: the rows of Tables I/II).
 
 All final trainings of a seed start from the same initialisation, so differences between
 methods come from their training sets. ``run`` writes ``config.json``, ``metrics.jsonl``,
@@ -27,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import expansion, models, report, select
+from amrjax import expansion, models, report, select, strategies
 from amrjax.data import sources, splits as splits_lib
 from amrjax.errors import ConfigError
 from amrjax.rundir import RunDir
@@ -36,6 +42,32 @@ from amrjax.train import TrainConfig, evaluate, fit
 
 TARGET, RANDOM, ONESHOT, DUSE = 'target', 'random', 'duse_oneshot', 'duse'
 METHODS = (TARGET, RANDOM, ONESHOT, DUSE)
+METHOD_GROUPS = {
+    'default': METHODS,
+    'baselines': strategies.DUSE_BASELINES,
+    'table1': (TARGET, RANDOM) + strategies.DUSE_BASELINES + (DUSE,),
+}
+
+
+def expand_methods(names) -> tuple[str, ...]:
+  """Method names with groups expanded and strategy aliases made canonical, in order."""
+  out: list[str] = []
+  for name in names:
+    key = name.strip().lower()
+    if key in METHOD_GROUPS:
+      items = METHOD_GROUPS[key]
+    elif key in METHODS:
+      items = (key,)
+    else:
+      try:
+        items = (strategies.get(key).name,)
+      except ConfigError:
+        raise ConfigError(
+            f'unknown method {name!r}; choose from {", ".join(METHODS)}, a strategy '
+            f'({", ".join(s for s in strategies.names() if s != DUSE)}) or a group '
+            f'({", ".join(METHOD_GROUPS)})') from None
+    out.extend(m for m in items if m not in out)
+  return tuple(out)
 
 # Presets. 'quick' is sized so the default command finishes within 15 minutes on a 2-core
 # CPU (see README for the measured time); 'paper' is DUSE Sec. IV-D.
@@ -93,9 +125,7 @@ class DuseConfig:
         raise ConfigError(f'expansion rate must be in (0, 1], got {rate}; write 4 % as 0.04')
     if not self.rates or not self.seeds:
       raise ConfigError('give at least one expansion rate and one seed')
-    bad = [m for m in self.methods if m not in METHODS]
-    if bad:
-      raise ConfigError(f'unknown method(s) {", ".join(bad)}; choose from {", ".join(METHODS)}')
+    object.__setattr__(self, 'methods', expand_methods(self.methods))
     if self.setting not in expansion.SETTINGS:
       raise ConfigError(f'unknown setting {self.setting!r}; choose one of '
                         f'{", ".join(expansion.SETTINGS)}')
@@ -106,12 +136,13 @@ class DuseConfig:
       models.canonical_name(self.eval_model)
 
   def method_label(self, method: str) -> str:
-    return {
+    labels = {
         TARGET: f'Target only ({self.target_fraction:.0%} of train)',
         RANDOM: 'Random expansion',
         ONESHOT: 'DUSE w/o active learning (1 round)',
         DUSE: f'DUSE ({self.rounds} rounds)',
-    }[method]
+    }
+    return labels.get(method) or strategies.get(method).label
 
 
 def rate_label(rate: float) -> str:
@@ -178,6 +209,22 @@ def run(config: DuseConfig, workdir: Path | str, *,
                                   np.random.default_rng(derive_seed(seed, 'random', rate)))
         moved = splits.auxiliary.subset(picked)
         train_and_test(RANDOM, rate, splits.target.union(moved), moved.ids)
+      for method in config.methods:
+        if method in METHODS:
+          continue
+        quotas = (None if config.setting == expansion.IMBALANCE else select.balanced_quotas(
+            splits.target.class_counts(), budget, splits.auxiliary.class_counts()))
+        selection = strategies.select_one_shot(
+            method, scorer, splits.target, splits.auxiliary, budget, train=round_train,
+            seed=derive_seed(seed, method, rate), quotas=quotas)
+        for record in selection.history:
+          run_dir.log_metrics({'seed': seed, 'method': method, 'rate': rate,
+                               'phase': 'selection', **record})
+        moved = splits.auxiliary.subset(selection.positions)
+        log(f'[seed {seed}] {config.method_label(method)} at {rate_label(rate)}: selected '
+            f'{budget} ({selection.seconds:.0f} s)')
+        train_and_test(method, rate, splits.target.union(moved), moved.ids,
+                       extra={'selection_seconds': selection.seconds})
       duse_runs = {ONESHOT: 1, DUSE: config.rounds}
       for method, rounds in duse_runs.items():
         if method not in config.methods:

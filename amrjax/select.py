@@ -1,4 +1,4 @@
-"""Selecting from scored pools: top-k with an explicit direction, class-balanced budgets.
+"""Selecting from scored pools: top-k with an explicit direction, class budgets, FoQuS tiers.
 
 Scorers return the paper's quantity and never decide which end is wanted; the caller says
 ``largest=True`` or ``largest=False`` here. Ties are broken deterministically by position
@@ -7,6 +7,8 @@ the smaller sample id.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -100,6 +102,56 @@ def equal_shares(total: int, num_classes: int, available: np.ndarray | None = No
   return balanced_quotas(np.zeros(num_classes, np.int64), total, available)
 
 
+def proportional_quotas(class_counts: np.ndarray, budget: int) -> np.ndarray:
+  """``budget`` split over classes in proportion to ``class_counts`` (largest remainder).
+
+  Each class gets floor(budget n_c / n); the units left go to the largest fractional
+  parts, ties to the lower class index. The quotas sum to exactly ``budget`` and never
+  exceed a class's count.
+
+  Args:
+    class_counts: (C,) samples per class.
+    budget: total to select, 0 <= budget <= sum(class_counts).
+
+  Returns:
+    int64 (C,) quotas.
+  """
+  counts = np.asarray(class_counts, np.int64)
+  total = int(counts.sum())
+  if not 0 <= budget <= total:
+    raise ConfigError(f'cannot select {budget} of {total} samples')
+  exact = counts * budget
+  quotas = exact // max(total, 1)
+  remainders = exact - quotas * max(total, 1)
+  left = budget - int(quotas.sum())
+  order = np.lexsort((np.arange(len(counts)), -remainders))  # largest remainder first
+  quotas[order[:left]] += 1
+  return quotas
+
+
+def per_class(labels: np.ndarray, quotas: np.ndarray,
+              pick: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+  """Applies a selection to each class separately; sorted positions of the union.
+
+  Args:
+    labels: (n,) class indices.
+    quotas: (C,) how many to take from each class.
+    pick: ``pick(members, quota)`` returns ``quota`` of the positions ``members`` (int
+      (m,) positions of one class, ascending).
+  """
+  labels = np.asarray(labels)
+  picks = []
+  for c, quota in enumerate(np.asarray(quotas, np.int64)):
+    members = np.flatnonzero(labels == c)
+    if quota > len(members):
+      raise ConfigError(f'class {c} has {len(members)} samples, {quota} requested')
+    chosen = np.asarray(pick(members, int(quota)), np.int64)
+    if len(chosen) != quota or not np.isin(chosen, members).all():
+      raise RuntimeError(f'selection for class {c} returned positions outside the class')
+    picks.append(chosen)
+  return np.sort(np.concatenate(picks)) if picks else np.zeros(0, np.int64)
+
+
 def class_balanced_top_k(scores: np.ndarray, labels: np.ndarray, quotas: np.ndarray, *,
                          largest: bool) -> np.ndarray:
   """Per class c, the ``quotas[c]`` best-scoring positions of that class; sorted positions.
@@ -110,14 +162,9 @@ def class_balanced_top_k(scores: np.ndarray, labels: np.ndarray, quotas: np.ndar
     quotas: (C,) how many to take from each class.
     largest: direction, as in :func:`top_k`.
   """
-  labels = np.asarray(labels)
-  picks = []
-  for c, quota in enumerate(np.asarray(quotas, np.int64)):
-    members = np.flatnonzero(labels == c)
-    if quota > len(members):
-      raise ConfigError(f'class {c} has {len(members)} samples, {quota} requested')
-    picks.append(members[top_k(np.asarray(scores)[members], int(quota), largest=largest)])
-  return np.sort(np.concatenate(picks)) if picks else np.zeros(0, np.int64)
+  scores = np.asarray(scores)
+  return per_class(labels, quotas,
+                   lambda members, q: members[top_k(scores[members], q, largest=largest)])
 
 
 def uniform(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -130,9 +177,61 @@ def uniform(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
 def class_balanced_uniform(labels: np.ndarray, quotas: np.ndarray,
                            rng: np.random.Generator) -> np.ndarray:
   """Per class c, ``quotas[c]`` of its positions uniformly at random; sorted positions."""
-  labels = np.asarray(labels)
-  picks = []
-  for c, quota in enumerate(np.asarray(quotas, np.int64)):
-    members = np.flatnonzero(labels == c)
-    picks.append(members[uniform(len(members), int(quota), rng)])
-  return np.sort(np.concatenate(picks)) if picks else np.zeros(0, np.int64)
+  return per_class(labels, quotas, lambda members, q: members[uniform(len(members), q, rng)])
+
+
+DEFAULT_TIER_SHARES = (0.5, 0.3, 0.2)
+"""FoQuS tier shares (highest-score tier first). The paper does not give them; this is
+our default: half the budget from the top third of FoQuS scores, the rest spread over
+the middle and bottom thirds so the coreset keeps easy, learnable samples too."""
+
+
+def tiered(scores: np.ndarray, k: int, rng: np.random.Generator, *,
+           shares: Sequence[float] = DEFAULT_TIER_SHARES) -> np.ndarray:
+  """FoQuS tiered sampling (Algorithm 1, lines 11-12): sorted positions of ``k`` samples.
+
+  The samples are ranked by score (largest first, ties by position) and cut into
+  ``len(shares)`` tiers of equal size (the first ``n mod T`` tiers one larger); tier i
+  gives round(shares[i] k) samples (largest-remainder rounding, so the counts sum to k),
+  drawn uniformly within the tier. A tier too small for its share gives all it has and
+  the shortfall is drawn from the other tiers with room, highest tier first.
+
+  Args:
+    scores: (n,) FoQuS scores (or any score; larger = higher tier).
+    k: how many to select, 0 <= k <= n.
+    rng: draws within tiers.
+    shares: fraction of the budget from each tier, highest tier first; non-negative,
+      summing to 1.
+
+  Returns:
+    int64 (k,) sorted positions.
+  """
+  shares = np.asarray(shares, np.float64)
+  if shares.ndim != 1 or len(shares) == 0 or (shares < 0).any() or not np.isclose(
+      shares.sum(), 1.0):
+    raise ConfigError(f'tier shares must be non-negative and sum to 1, got {shares.tolist()}')
+  ranked = top_k(scores, len(np.asarray(scores)), largest=True)
+  n = len(ranked)
+  if not 0 <= k <= n:
+    raise ConfigError(f'cannot select {k} of {n} samples')
+  tiers = np.array_split(ranked, len(shares))
+  sizes = np.array([len(t) for t in tiers], np.int64)
+  wanted = _largest_remainder(shares * k)
+  quotas = np.minimum(wanted, sizes)
+  overflow = int(wanted.sum() - quotas.sum())
+  for i in range(len(tiers)):
+    room = int(sizes[i] - quotas[i])
+    moved = min(room, overflow)
+    quotas[i] += moved
+    overflow -= moved
+  picks = [tier[uniform(len(tier), int(q), rng)] for tier, q in zip(tiers, quotas)]
+  return np.sort(np.concatenate(picks)).astype(np.int64)
+
+
+def _largest_remainder(exact: np.ndarray) -> np.ndarray:
+  """Integers summing to round(sum(exact)), each floor(exact) or one more."""
+  floors = np.floor(exact).astype(np.int64)
+  left = int(round(exact.sum())) - int(floors.sum())
+  order = np.lexsort((np.arange(len(exact)), -(exact - floors)))
+  floors[order[:left]] += 1
+  return floors

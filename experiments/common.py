@@ -44,6 +44,11 @@ def ints(values) -> tuple[int, ...]:
   return tuple(_parse('an integer', int, v, 'expected integers') for v in values)
 
 
+def log(message: str) -> None:
+  """Prints a progress line at once, also when stdout is a file or a pipe."""
+  print(message, flush=True)
+
+
 def default_workdir(kind: str, dataset: str, preset: str) -> str:
   return f'runs/{kind}/{dataset}-{preset}-{time.strftime("%Y%m%d-%H%M%S")}'
 

@@ -37,7 +37,10 @@ flags.DEFINE_integer('round_epochs', None, 'Scorer epochs per round (paper: 20).
 flags.DEFINE_integer('final_epochs', None, 'Evaluation epochs (paper: 50).')
 flags.DEFINE_string('max_per_cell', None, "Vectors kept per (class, SNR) cell before "
                     "splitting ('all' keeps every one).")
-flags.DEFINE_list('methods', None, 'Subset of target,random,duse_oneshot,duse.')
+flags.DEFINE_list('methods', None, 'Methods: target, random, duse_oneshot, duse, any strategy '
+                  '(least_confidence, entropy, margin, deepfool, forgetting, glister, grand, '
+                  'herding, kcenter, cal, cd, el2n, foqus, uniform) or a group: default, '
+                  'baselines (DUSE\'s 8), table1 (target, random, the 8 baselines, duse).')
 flags.DEFINE_integer('batch_size', None, 'Training batch size (paper: 128).')
 flags.DEFINE_float('learning_rate', None, 'Adam learning rate (paper: 1e-3).')
 flags.DEFINE_float('min_snr', None, 'Keep vectors with SNR above this (paper: 10 dB).')
@@ -66,7 +69,7 @@ def main(argv):
     overrides.setdefault('dataset', FLAGS.dataset)
     config = duse_experiment.DuseConfig.from_preset(FLAGS.preset, **overrides)
     workdir = FLAGS.workdir or common.default_workdir('duse', config.dataset, config.preset)
-    duse_experiment.run(config, workdir)
+    duse_experiment.run(config, workdir, log=common.log)
 
   common.run_reporting_errors(body)
 

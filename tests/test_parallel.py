@@ -51,3 +51,56 @@ def test_map_pool_returns_pytrees():
 def test_empty_pool_is_an_error():
   with pytest.raises(ConfigError, match='empty pool'):
     parallel.map_pool(jax.jit(_energy), {'scale': 1.0}, random_pool(n=4).subset([]))
+
+
+def test_pmap_and_sharded_jit_equal_single_device():
+  pool = random_pool(n=53)
+  fn = jax.jit(_energy)
+  one = parallel.map_pool(fn, {'scale': 3.0}, pool, batch_size=16, mesh=parallel.data_mesh(1))
+  sharded = parallel.map_pool(fn, {'scale': 3.0}, pool, batch_size=16)
+  pmapped = parallel.map_pool_pmap(fn, {'scale': 3.0}, pool, batch_size=16)
+  np.testing.assert_allclose(sharded, one, rtol=1e-6)
+  np.testing.assert_allclose(pmapped, one, rtol=1e-6)
+
+
+def test_labels_are_passed_in_pool_order():
+  pool = random_pool(n=21, num_classes=5)
+
+  def label_plus_first(variables, x, y):
+    return y + x[:, 0, 0] * 0
+
+  fn = jax.jit(label_plus_first)
+  np.testing.assert_array_equal(
+      parallel.map_pool(fn, {}, pool, batch_size=8, with_labels=True), pool.y)
+  np.testing.assert_array_equal(
+      parallel.map_pool_pmap(fn, {}, pool, batch_size=8, with_labels=True), pool.y)
+
+
+def test_hdf5_pool_is_read_in_batches_and_matches_memory(tmp_path):
+  from amrjax.data import formats, specs, synth
+  spec = specs.get_spec('rml2018.01a')
+  path = tmp_path / spec.file_name
+  cells = list(synth.iter_cells(spec, count_per_cell=1, seed=0))
+  formats.write_cells(path, spec, iter(cells), sum(len(x) for _, _, x in cells))
+  lazy = formats.read_dataset(path, spec).subset(np.arange(0, 600, 7))
+  assert isinstance(lazy.store, formats.H5Store)
+  fn = jax.jit(_energy)
+  np.testing.assert_allclose(
+      parallel.map_pool(fn, {'scale': 1.0}, lazy, batch_size=16),
+      parallel.map_pool(fn, {'scale': 1.0}, lazy.in_memory(), batch_size=16), rtol=1e-6)
+
+
+def test_prefetched_keeps_order_and_reraises_reader_errors():
+  assert list(parallel.prefetched(iter(range(50)), depth=3)) == list(range(50))
+  assert list(parallel.prefetched(iter(range(5)), depth=0)) == list(range(5))
+
+  def broken():
+    yield 1
+    raise OSError('disk went away')
+
+  with pytest.raises(OSError, match='disk went away'):
+    list(parallel.prefetched(broken(), depth=2))
+  # Abandoning the iterator early does not hang.
+  it = parallel.prefetched(iter(range(1000)), depth=2)
+  assert next(it) == 0
+  it.close()

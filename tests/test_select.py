@@ -68,3 +68,44 @@ def test_class_balanced_selections():
   rng = np.random.default_rng(0)
   picks = select.class_balanced_uniform(labels, np.array([1, 2]), rng)
   assert np.bincount(labels[picks], minlength=2).tolist() == [1, 2]
+
+
+def test_proportional_quotas_sum_exactly_with_largest_remainder():
+  q = select.proportional_quotas(np.array([50, 30, 20]), 7)  # exact 3.5, 2.1, 1.4
+  assert q.tolist() == [4, 2, 1] and q.sum() == 7
+  q = select.proportional_quotas(np.array([10, 10, 10]), 10)  # equal remainders -> low index
+  assert q.tolist() == [4, 3, 3]
+  rng = np.random.default_rng(0)
+  for _ in range(50):
+    counts = rng.integers(0, 40, 6)
+    budget = int(rng.integers(0, counts.sum() + 1))
+    q = select.proportional_quotas(counts, budget)
+    assert q.sum() == budget and (q <= counts).all() and (q >= 0).all()
+  with pytest.raises(ConfigError, match='cannot select'):
+    select.proportional_quotas(np.array([1, 2]), 4)
+
+
+def test_per_class_refuses_a_pick_outside_the_class():
+  labels = np.array([0, 1, 0, 1])
+  with pytest.raises(RuntimeError, match='outside the class'):
+    select.per_class(labels, np.array([1, 1]), lambda members, q: np.array([1])[:q])
+
+
+def test_tiered_draws_each_tiers_share():
+  scores = np.arange(90, dtype=float)  # tiers: 60..89 (top), 30..59, 0..29
+  picks = select.tiered(scores, 30, np.random.default_rng(0), shares=(0.5, 0.3, 0.2))
+  assert len(picks) == 30 and len(np.unique(picks)) == 30
+  assert np.sum(picks >= 60) == 15
+  assert np.sum((picks >= 30) & (picks < 60)) == 9
+  assert np.sum(picks < 30) == 6
+  # All from the top tier = top-k when the share covers the tier exactly.
+  top = select.tiered(scores, 30, np.random.default_rng(1), shares=(1.0, 0.0, 0.0))
+  assert top.tolist() == list(range(60, 90))
+
+
+def test_tiered_moves_a_short_tiers_shortfall_and_validates_shares():
+  scores = np.arange(9, dtype=float)  # tiers of 3
+  picks = select.tiered(scores, 6, np.random.default_rng(0), shares=(1.0, 0.0, 0.0))
+  assert len(picks) == 6 and set(range(6, 9)) <= set(picks.tolist())
+  with pytest.raises(ConfigError, match='sum to 1'):
+    select.tiered(scores, 3, np.random.default_rng(0), shares=(0.5, 0.2))

@@ -1,7 +1,22 @@
-"""Per-sample scores: pure functions of arrays, and pool scoring with a model.
+"""Per-sample scores of every method in the papers: pure, jit-able functions of arrays.
 
-``margin`` and friends map softmax outputs (..., C) to one score per sample.
-:func:`softmax_scorer` closes a score over a model's eval-mode forward pass, and
+Each returns the paper's own quantity; which end is selected is the strategy's business
+(``amrjax.select``, ``amrjax.strategies``).
+
+- softmax outputs (``uncertainty``): :func:`least_confidence`, :func:`entropy`,
+  :func:`margin`, :func:`topk_entropy_weight`, :func:`el2n`;
+- gradients (``gradients``): :func:`grand`, :func:`grand_last_layer`,
+  :func:`per_example_grad_norm`;
+- decision boundary (``boundary``): :func:`deepfool`;
+- training dynamics (``dynamics``): :class:`Dynamics`, updated per batch by
+  ``dynamics.update``; :func:`forgetting_counts`, :func:`persistent_error_counts`,
+  :func:`foqus_quality`, :func:`foqus_score`;
+- geometry (``geometry``): :func:`herding`, :func:`k_center_greedy`,
+  :func:`contextual_diversity`, :func:`cal`, :func:`symmetric_kl`;
+- :func:`glister` (last-layer GLISTER with the one-step Taylor update);
+- model outputs (``features``): :func:`embeddings`, :func:`pool_outputs`.
+
+:func:`softmax_scorer` closes a softmax score over a model's eval-mode forward pass, and
 :func:`score_pool` runs it over a whole pool in fixed-size sharded batches.
 """
 
@@ -16,7 +31,17 @@ import numpy as np
 
 from amrjax import parallel
 from amrjax.data.pool import SignalPool
-from amrjax.scoring.uncertainty import margin
+from amrjax.scoring import boundary, dynamics, features, geometry, gradients, uncertainty
+from amrjax.scoring.boundary import deepfool
+from amrjax.scoring.dynamics import (Dynamics, foqus_quality, foqus_score, forgetting_counts,
+                                     persistent_error_counts)
+from amrjax.scoring.features import embeddings, pool_outputs
+from amrjax.scoring.geometry import (cal, contextual_diversity, herding, k_center_greedy,
+                                     symmetric_kl)
+from amrjax.scoring.glister import glister
+from amrjax.scoring.gradients import grand, grand_last_layer, per_example_grad_norm
+from amrjax.scoring.uncertainty import (el2n, entropy, least_confidence, margin,
+                                        topk_entropy_weight)
 
 
 @functools.lru_cache(maxsize=None)
@@ -37,4 +62,10 @@ def score_pool(model: nn.Module, variables, pool: SignalPool,
                            batch_size=batch_size, mesh=mesh)
 
 
-__all__ = ['margin', 'score_pool', 'softmax_scorer']
+__all__ = [
+    'Dynamics', 'cal', 'contextual_diversity', 'deepfool', 'el2n', 'embeddings', 'entropy',
+    'foqus_quality', 'foqus_score', 'forgetting_counts', 'glister', 'grand',
+    'grand_last_layer', 'herding', 'k_center_greedy', 'least_confidence', 'margin',
+    'per_example_grad_norm', 'persistent_error_counts', 'pool_outputs', 'score_pool',
+    'softmax_scorer', 'symmetric_kl', 'topk_entropy_weight',
+]

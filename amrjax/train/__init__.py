@@ -1,8 +1,8 @@
 """Training and evaluation: optax Adam, one jitted train step, per-class and per-SNR accuracy."""
 
 from amrjax.train.loop import (Evaluation, TrainConfig, TrainingDivergedError, evaluate, fit,
-                               init_state, predict_logits)
+                               fit_recording, init_state, predict_logits)
 from amrjax.train.state import TrainState
 
 __all__ = ['Evaluation', 'TrainConfig', 'TrainState', 'TrainingDivergedError', 'evaluate',
-           'fit', 'init_state', 'predict_logits']
+           'fit', 'fit_recording', 'init_state', 'predict_logits']

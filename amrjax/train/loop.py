@@ -22,6 +22,7 @@ import optax
 from amrjax import parallel
 from amrjax.data.pool import SignalPool
 from amrjax.errors import AmrjaxError, ConfigError
+from amrjax.scoring import dynamics as dynamics_lib
 from amrjax.seeding import derive_seed
 from amrjax.train.losses import cross_entropy, masked_mean
 from amrjax.train.state import TrainState, create_state
@@ -69,8 +70,15 @@ def global_norm(tree) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=None)
-def train_step_fn(model: nn.Module, learning_rate: float, length: int) -> Callable:
-  """The jitted step ``(state, x, y, mask, key) -> (state, metrics)``; state is donated.
+def train_step_fn(model: nn.Module, learning_rate: float, length: int,
+                  record: bool = False) -> Callable:
+  """The jitted train step; the state (and the dynamics, when recorded) are donated.
+
+  ``record=False``: ``(state, x, y, mask, key) -> (state, metrics)``.
+  ``record=True``: ``(state, x, y, mask, key, dynamics, positions) -> (state, metrics,
+  dynamics)``, which also records each row's correctness and loss at this presentation
+  (the train-mode forward pass the gradient comes from, as Toneva et al. record it) into
+  ``dynamics`` (``amrjax.scoring.dynamics.update``).
 
   Metrics: summed loss and correct count over the real rows, the real-row count, and the
   global gradient norm.
@@ -78,7 +86,7 @@ def train_step_fn(model: nn.Module, learning_rate: float, length: int) -> Callab
   tx = optimizer(learning_rate)
   mutable = ['batch_stats'] if _has_batch_stats(model, length) else False
 
-  def step(state: TrainState, x, y, mask, key):
+  def step(state: TrainState, x, y, mask, key, dynamics=None, positions=None):
     dropout_key = jax.random.fold_in(key, state.step)
 
     def loss_fn(params):
@@ -99,16 +107,20 @@ def train_step_fn(model: nn.Module, learning_rate: float, length: int) -> Callab
                               batch_stats=updates.get('batch_stats', state.batch_stats),
                               opt_state=opt_state)
     maskf = mask.astype(jnp.float32)
+    correct = jnp.argmax(logits, -1) == y
     metrics = {
         'loss_sum': jnp.sum(per_example * maskf),
-        'correct': jnp.sum((jnp.argmax(logits, -1) == y) * maskf),
+        'correct': jnp.sum(correct * maskf),
         'count': jnp.sum(maskf),
         'grad_norm': global_norm(grads),
         'loss': loss,
     }
-    return new_state, metrics
+    if not record:
+      return new_state, metrics
+    dynamics = dynamics_lib.update(dynamics, positions, correct, per_example, mask)
+    return new_state, metrics, dynamics
 
-  return jax.jit(step, donate_argnums=(0,))
+  return jax.jit(step, donate_argnums=(0, 5) if record else (0,))
 
 
 def fit(model: nn.Module, pool: SignalPool, config: TrainConfig, *, seed: int,
@@ -129,38 +141,69 @@ def fit(model: nn.Module, pool: SignalPool, config: TrainConfig, *, seed: int,
     The final state and one metrics dict per epoch (epoch, loss, accuracy,
     max_grad_norm, steps).
   """
+  state, history, _ = _train(model, pool, config, seed=seed, state=state, on_epoch=on_epoch,
+                             dynamics=None)
+  return state, history
+
+
+def fit_recording(model: nn.Module, pool: SignalPool, config: TrainConfig, *, seed: int,
+                  state: TrainState | None = None,
+                  dynamics: dynamics_lib.Dynamics | None = None,
+                  on_epoch: Callable[[dict], None] | None = None,
+                  ) -> tuple[TrainState, list[dict], dynamics_lib.Dynamics]:
+  """:func:`fit` that also records every sample's training dynamics.
+
+  Each epoch presents every pool sample once, so after E epochs each sample has T = E
+  presentations (forgetting, FoQuS). Same arguments and results as :func:`fit`, plus
+  ``dynamics``: counters to continue (default: fresh ones for ``len(pool)`` samples,
+  indexed by pool position), returned updated.
+  """
+  if dynamics is None:
+    dynamics = dynamics_lib.init(len(pool))
+  if dynamics.size != len(pool):
+    raise ConfigError(f'dynamics hold {dynamics.size} samples but the pool has {len(pool)}')
+  return _train(model, pool, config, seed=seed, state=state, on_epoch=on_epoch,
+                dynamics=dynamics)
+
+
+def _train(model, pool, config, *, seed, state, on_epoch, dynamics):
   if len(pool) == 0:
     raise ConfigError('cannot train on an empty pool')
   pool = pool.in_memory()
   if state is None:
     state = init_state(model, length=pool.length, learning_rate=config.learning_rate,
                        seed=seed)
-  step_fn = train_step_fn(model, config.learning_rate, pool.length)
+  record = dynamics is not None
+  step_fn = train_step_fn(model, config.learning_rate, pool.length, record)
   rng = np.random.default_rng(derive_seed(seed, 'shuffle'))
   key = jax.random.key(derive_seed(seed, 'dropout'))
   history = []
   for epoch in range(1, config.epochs + 1):
     sums = None
     for batch in pool.batches(config.batch_size, rng=rng):
-      state, metrics = step_fn(state, batch.x, batch.y, batch.mask, key)
+      if record:
+        state, metrics, dynamics = step_fn(state, batch.x, batch.y, batch.mask, key,
+                                           dynamics, batch.positions)
+      else:
+        state, metrics = step_fn(state, batch.x, batch.y, batch.mask, key)
       sums = metrics if sums is None else _accumulate(sums, metrics)
     host = jax.device_get(sums)
-    record = {
+    epoch_record = {
         'epoch': epoch,
         'loss': float(host['loss_sum'] / host['count']),
         'accuracy': float(host['correct'] / host['count']),
         'max_grad_norm': float(host['grad_norm']),
         'steps': int(state.step),
     }
-    if not (np.isfinite(record['loss']) and np.isfinite(record['max_grad_norm'])):
+    if not (np.isfinite(epoch_record['loss']) and np.isfinite(epoch_record['max_grad_norm'])):
       raise TrainingDivergedError(
-          f'training diverged in epoch {epoch} (by step {record["steps"]}): loss '
-          f'{record["loss"]}, max gradient norm {record["max_grad_norm"]}; lower the '
+          f'training diverged in epoch {epoch} (by step {epoch_record["steps"]}): loss '
+          f'{epoch_record["loss"]}, max gradient norm {epoch_record["max_grad_norm"]}; lower the '
           'learning rate or check the inputs for NaN/inf')
-    history.append(record)
+    history.append(epoch_record)
     if on_epoch is not None:
-      on_epoch(record)
-  return state, history
+      on_epoch(epoch_record)
+  return state, history, dynamics
 
 
 @jax.jit

@@ -102,4 +102,30 @@ def test_presets_and_overrides():
   with pytest.raises(ConfigError, match='unknown preset'):
     duse_experiment.DuseConfig.from_preset('huge')
   with pytest.raises(ConfigError, match='unknown method'):
-    duse_experiment.DuseConfig(methods=('entropy',))
+    duse_experiment.DuseConfig(methods=('coolest',))
+
+
+def test_method_groups_expand_in_order():
+  assert duse_experiment.expand_methods(['table1'])[:3] == ('target', 'random',
+                                                            'least_confidence')
+  assert duse_experiment.expand_methods(['table1'])[-1] == 'duse'
+  assert len(duse_experiment.expand_methods(['baselines'])) == 8
+  assert duse_experiment.expand_methods(['Herd', 'target', 'herding']) == ('herding', 'target')
+
+
+def test_baselines_run_beside_duse_in_the_balance_setting(tiny_spec, tmp_path):
+  config = duse_experiment.DuseConfig(
+      dataset=tiny_spec.name, cache_dir=str(tmp_path / 'cache'), data_dir=str(tmp_path),
+      rates=(0.25,), seeds=(0,), rounds=2, round_epochs=1, final_epochs=1, batch_size=16,
+      max_per_cell=None, target_fraction=0.25, setting='balance',
+      methods=('target', 'herding', 'forgetting', 'glister', 'duse'))
+  results = duse_experiment.run(config, tmp_path / 'run', log=lambda _: None)
+  assert set(results['table']['rows']) == {config.method_label(m) for m in config.methods}
+  assert 'Herding' in results['table']['rows'] and 'Glister' in results['table']['rows']
+  split = results['splits']['0']
+  budget = round(0.25 * split['train'])
+  for run in results['runs']:
+    if run['method'] != 'target':
+      counts = np.asarray(run['class_counts'])
+      assert counts.sum() == split['target'] + budget
+      assert counts.max() - counts.min() <= 1, run['method']  # balance setting

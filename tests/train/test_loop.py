@@ -5,7 +5,8 @@ import pytest
 from amrjax import models
 from amrjax.data import synth
 from amrjax.data.pool import SignalPool
-from amrjax.train import TrainConfig, TrainingDivergedError, evaluate, fit, init_state
+from amrjax.train import (TrainConfig, TrainingDivergedError, evaluate, fit, fit_recording,
+                          init_state)
 from amrjax.train.loop import accuracy_report, train_step_fn
 
 
@@ -61,3 +62,23 @@ def test_accuracy_report():
   assert report.per_class == {'a': 0.5, 'b': 1.0, 'c': 0.5}
   assert report.per_snr == {10: pytest.approx(2 / 3), 20: pytest.approx(2 / 3)}
   np.testing.assert_array_equal(report.confusion, [[1, 1, 0], [0, 2, 0], [1, 0, 1]])
+
+
+def test_fit_recording_matches_fit_and_counts_every_presentation():
+  pool = _easy_pool(20)  # 40 samples, batch 16: the last batch of each epoch is padded
+  model = models.get('cnn2d', 2, 128)
+  config = TrainConfig(epochs=3, batch_size=16)
+  seen = []
+  state, history, dyn = fit_recording(model, pool, config, seed=3, on_epoch=seen.append)
+  ref_state, ref_history = fit(model, pool, config, seed=3)
+  # Recording changes nothing about the training itself.
+  assert [h['loss'] for h in history] == pytest.approx([h['loss'] for h in ref_history])
+  np.testing.assert_allclose(jax.tree.leaves(state.params)[0],
+                             jax.tree.leaves(ref_state.params)[0], rtol=1e-6)
+  np.testing.assert_array_equal(dyn.presentations, np.full(len(pool), 3))
+  # Correct presentations summed over samples = the epochs' accuracies times n.
+  total = sum(round(h['accuracy'] * len(pool)) for h in history)
+  assert int(dyn.correct.sum()) == total
+  np.testing.assert_allclose(float(dyn.loss_sum.sum()),
+                             sum(h['loss'] for h in history) * len(pool), rtol=1e-4)
+  assert len(seen) == 3
