@@ -20,8 +20,8 @@ Method groups: ``default`` (the four above), ``baselines`` (DUSE's 8 baselines),
 
 All final trainings of a seed start from the same initialisation, so differences between
 methods come from their training sets. ``run`` writes ``config.json``, ``metrics.jsonl``,
-``selected/*.npy``, ``rounds/*.json`` and ``results.json`` into the run directory and
-returns the results.
+``runs.jsonl`` (each test result as it is produced), ``selected/*.npy``, ``rounds/*.json``
+and ``results.json`` into the run directory and returns the results.
 """
 
 from __future__ import annotations
@@ -69,13 +69,24 @@ def expand_methods(names) -> tuple[str, ...]:
     out.extend(m for m in items if m not in out)
   return tuple(out)
 
-# Presets. 'quick' is sized so the default command finishes within 15 minutes on a 2-core
-# CPU (see README for the measured time); 'paper' is DUSE Sec. IV-D.
+# Presets. 'quick' is sized so the default command finishes within 15 minutes on the slower
+# of the 2-core CPUs we measured (an AVX2 EPYC at ~66 GFLOP/s matmul, where one 2D-CNN
+# train step at L = 512, batch 128, takes ~1.6 s); README has the measured times. It uses
+# 50 vectors per (class, SNR) cell, so without the real file it generates only that many
+# (a full-size Sig2019 stand-in is 3.8 GB and takes ~2 minutes to write). 'paper' is DUSE
+# Sec. IV-D.
 PRESETS: dict[str, dict] = {
-    'quick': dict(rates=(0.09,), seeds=(0, 1), rounds=3, round_epochs=15, final_epochs=25,
-                  max_per_cell=75),
+    # DeepFool at DeepCore's settings (50 steps over all classes) needs ~(1 + C) backward
+    # passes per step for a whole batch until its slowest sample flips: hours on a CPU.
+    # Batch 32, not the paper's 128: with ~400 training vectors, 128 gives 3 updates per
+    # epoch and the 2D-CNN stays near chance (measured: 12.7 % vs 28.8 % test accuracy after
+    # 15 epochs on 396 Sig2019 vectors, same compute).
+    'quick': dict(rates=(0.09,), seeds=(0, 1), rounds=2, round_epochs=10, final_epochs=10,
+                  max_per_cell=50, synthetic_per_cell=50, batch_size=32,
+                  strategy_options={'deepfool': {'max_iter': 10, 'num_candidates': 4}}),
     'paper': dict(rates=(0.01, 0.04, 0.07, 0.09, 0.19), seeds=(0, 1, 2), rounds=5,
-                  round_epochs=20, final_epochs=50, max_per_cell=None),
+                  round_epochs=20, final_epochs=50, max_per_cell=None,
+                  synthetic_per_cell=None, batch_size=128, strategy_options={}),
 }
 
 # Experiments hold the whole train and test signals in memory when they take less.
@@ -98,7 +109,7 @@ class DuseConfig:
   model: str = 'cnn2d'
   eval_model: str | None = None
   methods: tuple[str, ...] = METHODS
-  batch_size: int = 128
+  batch_size: int = PRESETS['quick']['batch_size']
   learning_rate: float = 1e-3
   min_snr: float | None = 10
   target_fraction: float = 0.01
@@ -106,7 +117,9 @@ class DuseConfig:
   warm_start: bool = True
   data_dir: str | None = None
   cache_dir: str | None = None
-  synthetic_per_cell: int | None = None
+  synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']
+  strategy_options: dict = dataclasses.field(
+      default_factory=lambda: dict(PRESETS['quick']['strategy_options']))
   allow_synthetic: bool = True
 
   @classmethod
@@ -126,6 +139,8 @@ class DuseConfig:
     if not self.rates or not self.seeds:
       raise ConfigError('give at least one expansion rate and one seed')
     object.__setattr__(self, 'methods', expand_methods(self.methods))
+    for name, options in self.strategy_options.items():
+      strategies.resolve_options(strategies.get(name), options)
     if self.setting not in expansion.SETTINGS:
       raise ConfigError(f'unknown setting {self.setting!r}; choose one of '
                         f'{", ".join(expansion.SETTINGS)}')
@@ -191,6 +206,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
                     class_counts=train_pool.class_counts().tolist(),
                     test=result.to_json(), seconds=time.time() - t0, **(extra or {}))
       runs.append(record)
+      run_dir.append_jsonl('runs.jsonl', record)  # kept even if a later run fails
       log(f'[seed {seed}] {config.method_label(method)}'
           f'{"" if rate is None else " at " + rate_label(rate)}: '
           f'test accuracy {result.accuracy:.2%} on {len(train_pool):,} training vectors '
@@ -201,6 +217,9 @@ def run(config: DuseConfig, workdir: Path | str, *,
       train_and_test(TARGET, None, splits.target)
     for rate in config.rates:
       budget = expansion.budget_for_rate(rate, len(splits.train))
+      # One scorer seed for every selection method: the scorers trained on D_T start from
+      # the same initialisation, and DUSE's first round equals the Margin baseline.
+      scorer_seed = derive_seed(seed, 'scorer', rate)
       if budget > len(splits.auxiliary):
         raise ConfigError(f'expansion rate {rate} needs {budget} vectors but D_A has '
                           f'{len(splits.auxiliary)}; lower the rate')
@@ -216,7 +235,8 @@ def run(config: DuseConfig, workdir: Path | str, *,
             splits.target.class_counts(), budget, splits.auxiliary.class_counts()))
         selection = strategies.select_one_shot(
             method, scorer, splits.target, splits.auxiliary, budget, train=round_train,
-            seed=derive_seed(seed, method, rate), quotas=quotas)
+            seed=scorer_seed, quotas=quotas,
+            options=config.strategy_options.get(method))
         for record in selection.history:
           run_dir.log_metrics({'seed': seed, 'method': method, 'rate': rate,
                                'phase': 'selection', **record})
@@ -235,7 +255,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
         t0 = time.time()
         result = expansion.expand(
             scorer, splits.target, splits.auxiliary, exp_config,
-            seed=derive_seed(seed, method, rate),
+            seed=scorer_seed,
             on_round=lambda r, m=method: log(
                 f'[seed {seed}] {config.method_label(m)} at {rate_label(rate)}: round '
                 f'{r.round}: moved {len(r.selected_ids)} (margins {r.selected_margin["min"]:.3f}'

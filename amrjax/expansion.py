@@ -171,7 +171,9 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
   state, records = None, []
   for r, k in enumerate(round_budgets(config.budget, config.rounds), start=1):
     t0 = time.time()
-    round_seed = derive_seed(seed, 'duse-round', r)
+    # Round 1 trains exactly as the one-shot baselines do with the same seed
+    # (strategies.select_one_shot), so DUSE w/o active learning = the Margin baseline.
+    round_seed = seed if r == 1 else derive_seed(seed, 'duse-round', r)
     state, history = fit(model, target, config.train, seed=round_seed,
                          state=state if config.warm_start else None, on_epoch=on_epoch)
     scores = scoring.score_pool(model, state.variables, auxiliary, score_fn,

@@ -69,7 +69,11 @@ class RunDir:
     target.parent.mkdir(parents=True, exist_ok=True)
     return write_ids(target, ids)
 
+  def append_jsonl(self, name: str, record: dict) -> None:
+    """Appends ``record`` as one JSON line to ``name``, flushed at once."""
+    with open(self.path / name, 'a') as f:
+      f.write(json.dumps(_jsonable(record)) + '\n')
+
   def log_metrics(self, record: dict) -> None:
     """Appends one JSON line to ``metrics.jsonl`` (a log, not a result)."""
-    with open(self.path / 'metrics.jsonl', 'a') as f:
-      f.write(json.dumps(_jsonable(record)) + '\n')
+    self.append_jsonl('metrics.jsonl', record)

@@ -25,17 +25,27 @@ def _order_key(scores: np.ndarray, largest: bool) -> np.ndarray:
   return -scores if largest else scores
 
 
-def top_k(scores: np.ndarray, k: int, *, largest: bool) -> np.ndarray:
-  """Positions of the ``k`` largest (or smallest) scores, best first, ties by position.
+def top_k(scores: np.ndarray, k: int, *, largest: bool,
+          tie_rng: np.random.Generator | None = None) -> np.ndarray:
+  """Positions of the ``k`` largest (or smallest) scores, best first.
+
+  Ties are broken by position (earlier first), or, with ``tie_rng``, by a random order
+  drawn from it: deterministic for a seed either way. Pass ``tie_rng`` for integer-valued
+  scores with many ties (forgetting counts): pools are in file order, grouped by class and
+  SNR, so breaking ties by position would pick whole classes or SNR cells.
 
   Args:
     scores: (n,) finite or infinite scores; NaN is refused.
     k: how many to take, 0 <= k <= n.
     largest: take the largest scores if True, the smallest if False.
+    tie_rng: breaks ties in a random order when given.
 
   Returns:
     int64 (k,) positions into ``scores``.
   """
+  if tie_rng is not None:
+    perm = tie_rng.permutation(len(np.asarray(scores)))
+    return perm[top_k(np.asarray(scores)[perm], k, largest=largest)].astype(np.int64)
   key = _order_key(scores, largest)
   n = key.shape[0]
   if not 0 <= k <= n:
@@ -153,7 +163,8 @@ def per_class(labels: np.ndarray, quotas: np.ndarray,
 
 
 def class_balanced_top_k(scores: np.ndarray, labels: np.ndarray, quotas: np.ndarray, *,
-                         largest: bool) -> np.ndarray:
+                         largest: bool, tie_rng: np.random.Generator | None = None
+                         ) -> np.ndarray:
   """Per class c, the ``quotas[c]`` best-scoring positions of that class; sorted positions.
 
   Args:
@@ -161,10 +172,11 @@ def class_balanced_top_k(scores: np.ndarray, labels: np.ndarray, quotas: np.ndar
     labels: (n,) class indices.
     quotas: (C,) how many to take from each class.
     largest: direction, as in :func:`top_k`.
+    tie_rng: random tie-breaking, as in :func:`top_k`.
   """
   scores = np.asarray(scores)
-  return per_class(labels, quotas,
-                   lambda members, q: members[top_k(scores[members], q, largest=largest)])
+  return per_class(labels, quotas, lambda members, q: members[
+      top_k(scores[members], q, largest=largest, tie_rng=tie_rng)])
 
 
 def uniform(n: int, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -72,6 +72,7 @@ class Context:
   trajectory: dynamics_lib.Dynamics | None
   options: Mapping[str, Any]
   batch_size: int
+  rng: np.random.Generator = dataclasses.field(default_factory=np.random.default_rng)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,10 +188,16 @@ def _with_start(ctx: Context, members: np.ndarray, key: str
   return rows, mask, len(start_rows)
 
 
-def _greedy_geometry(method: Callable, key: str) -> Callable:
+def _greedy_geometry(method: Callable, key: str, *, takes_first: bool) -> Callable:
+  """A greedy pass over the members, seeded by the start set's rows of their classes; with
+  no start rows, farthest-first methods begin at a random member (``ctx.rng``)."""
+
   def run(ctx: Context, members: np.ndarray, k: int) -> np.ndarray:
     rows, mask, offset = _with_start(ctx, members, key)
-    kwargs = {'initial_mask': jnp.asarray(mask)} if mask.any() else {}
+    if mask.any():
+      kwargs = {'initial_mask': jnp.asarray(mask)}
+    else:
+      kwargs = {'first': int(ctx.rng.integers(len(members)))} if takes_first else {}
     picked = np.asarray(method(jnp.asarray(rows), k, **kwargs)) - offset
     return members[picked]
 
@@ -198,12 +205,19 @@ def _greedy_geometry(method: Callable, key: str) -> Callable:
 
 
 def _glister(ctx: Context, members: np.ndarray, k: int) -> np.ndarray:
+  """Glister over ``members``, validated on the start set's samples of the members'
+  classes (all classes in the imbalance setting; class c alone when selecting per class,
+  as DeepCore's balanced mode does)."""
   kernel, bias = features.head_params(ctx.variables)
   val = ctx.pool_out if ctx.pool_is_start else ctx.start_out
   val_y = ctx.pool.y if ctx.pool_is_start else ctx.start.y
+  val_rows = np.isin(val_y, np.unique(ctx.pool.y[members]))
+  if not val_rows.any():
+    raise ConfigError('Glister needs starting-set samples of the classes it selects from; '
+                      'the starting set has none of them')
   picked = glister_greedy(
       jnp.asarray(ctx.pool_out['embedding'][members]), jnp.asarray(ctx.pool.y[members]),
-      jnp.asarray(val['embedding']), jnp.asarray(val_y), kernel, bias, k,
+      jnp.asarray(val['embedding'][val_rows]), jnp.asarray(val_y[val_rows]), kernel, bias, k,
       eta=ctx.options['eta'])
   return members[np.asarray(picked)]
 
@@ -229,7 +243,7 @@ register(Strategy('forgetting', 'Forgetting', frozenset({'trajectory'}), LARGEST
                   score=_forgetting, defaults={'never_learned': None},
                   reference='Toneva et al. 2019; never-learned = T presentations'))
 register(Strategy('glister', 'Glister', frozenset({'embedding'}), GREEDY, greedy=_glister,
-                  defaults={'eta': 1e-3},
+                  defaults={'eta': 0.1},
                   reference='Killamsetty et al. 2021 (DUSE Eq. 14), last layer, one-step '
                   'Taylor update; validation = the starting set'))
 register(Strategy('grand', 'GraNd', frozenset({'gradient'}), LARGEST, score=_grand,
@@ -239,10 +253,11 @@ register(Strategy('grand', 'GraNd', frozenset({'gradient'}), LARGEST, score=_gra
 register(Strategy('el2n', 'EL2N', frozenset({'softmax'}), LARGEST, score=_el2n,
                   reference='||p - onehot(y)||_2, Paul et al. 2021'))
 register(Strategy('herding', 'Herding', frozenset({'embedding'}), GREEDY,
-                  greedy=_greedy_geometry(geometry.herding, 'embedding'),
+                  greedy=_greedy_geometry(geometry.herding, 'embedding', takes_first=False),
                   reference='Welling 2009 / Chen et al. 2010, argmin form'), aliases=('herd',))
 register(Strategy('kcenter', 'k-Center Greedy', frozenset({'embedding'}), GREEDY,
-                  greedy=_greedy_geometry(geometry.k_center_greedy, 'embedding'),
+                  greedy=_greedy_geometry(geometry.k_center_greedy, 'embedding',
+                                          takes_first=True),
                   reference='Sener & Savarese 2018'),
          aliases=('k_center', 'kcentergreedy', 'k-center'))
 register(Strategy('cal', 'Cal', frozenset({'embedding', 'softmax'}), LARGEST, score=_cal,
@@ -250,12 +265,14 @@ register(Strategy('cal', 'Cal', frozenset({'embedding', 'softmax'}), LARGEST, sc
                   reference='Margatina et al. 2021: mean symmetric KL to the k nearest '
                   'neighbours'))
 register(Strategy('cd', 'CD', frozenset({'softmax'}), GREEDY,
-                  greedy=_greedy_geometry(geometry.contextual_diversity, 'log_probs'),
+                  greedy=_greedy_geometry(geometry.contextual_diversity, 'log_probs',
+                                          takes_first=True),
                   reference='Agarwal et al. 2020: k-center over softmax, symmetric KL'),
          aliases=('contextual_diversity',))
 register(Strategy('foqus', 'FoQuS', frozenset({'trajectory'}), TIERED, score=_foqus,
                   defaults={'beta': 0.1, 'shares': select.DEFAULT_TIER_SHARES},
-                  reference='FoQuS Eq. 4-8 and tiered sampling'))
+                  reference='FoQuS Eq. 4-8 and tiered sampling; with class quotas the tiers '
+                  'are cut within each class'))
 
 register(Strategy('duse', 'DUSE', frozenset({'softmax'}), ROUNDS,
                   score=_softmax_score(uncertainty.margin),
@@ -285,7 +302,8 @@ class Selection:
   seconds: float
 
 
-def _check_options(strategy: Strategy, options: Mapping[str, Any] | None) -> dict:
+def resolve_options(strategy: Strategy, options: Mapping[str, Any] | None) -> dict:
+  """The strategy's defaults with ``options`` on top; unknown options are an error."""
   options = dict(options or {})
   unknown = set(options) - set(strategy.defaults)
   if unknown:
@@ -313,7 +331,7 @@ def _trajectory_of_pool(model, start, pool, train, seed, batch_size):
   ones = jnp.ones(len(pool), bool)
   for epoch in range(train.epochs):
     state, h = fit(model, start, dataclasses.replace(train, epochs=1),
-                   seed=derive_seed(seed, 'epoch', epoch), state=state)
+                   seed=seed if epoch == 0 else derive_seed(seed, 'epoch', epoch), state=state)
     history.extend({**r, 'epoch': epoch + 1} for r in h)
     out = parallel.map_pool(_correct_and_loss_fn(model), state.variables, pool,
                             batch_size=batch_size, with_labels=True)
@@ -348,7 +366,7 @@ def select_one_shot(strategy: str | Strategy, model: nn.Module | None, start: Si
   """
   t0 = time.time()
   strategy = get(strategy) if isinstance(strategy, str) else strategy
-  options = _check_options(strategy, options)
+  options = resolve_options(strategy, options)
   if not 0 < budget <= len(pool):
     raise ConfigError(f'cannot select {budget} of the {len(pool)} pool samples')
   if quotas is not None and int(np.sum(quotas)) != budget:
@@ -360,6 +378,10 @@ def select_one_shot(strategy: str | Strategy, model: nn.Module | None, start: Si
     return Selection(positions, None, [], time.time() - t0)
   if model is None:
     raise ConfigError(f'{strategy.name} needs a scorer model')
+  min_epochs = 2 if strategy.name == 'foqus' else 1
+  if train.epochs < min_epochs:
+    raise ConfigError(f'{strategy.name} needs at least {min_epochs} selection epoch(s), got '
+                      f'{train.epochs}')
 
   if strategy.direction == ROUNDS:
     return _expand(strategy, model, start, pool, budget, train, seed, quotas, options,
@@ -382,7 +404,7 @@ def select_one_shot(strategy: str | Strategy, model: nn.Module | None, start: Si
     if not pool_is_start:
       start_out = features.pool_outputs(model, variables, start, batch_size=batch_size)
   ctx = Context(model, variables, start, pool, pool_is_start, pool_out, start_out,
-                trajectory, options, min(batch_size, strategy.max_batch or batch_size))
+                trajectory, options, min(batch_size, strategy.max_batch or batch_size), rng)
 
   scores = None
   if strategy.direction == GREEDY:
@@ -398,8 +420,10 @@ def select_one_shot(strategy: str | Strategy, model: nn.Module | None, start: Si
                    else select.per_class(pool.y, quotas, pick))
     else:
       largest = strategy.direction == LARGEST
-      positions = (np.sort(select.top_k(scores, budget, largest=largest)) if quotas is None
-                   else select.class_balanced_top_k(scores, pool.y, quotas, largest=largest))
+      positions = (
+          np.sort(select.top_k(scores, budget, largest=largest, tie_rng=rng)) if quotas is None
+          else select.class_balanced_top_k(scores, pool.y, quotas, largest=largest,
+                                           tie_rng=rng))
   if len(np.unique(positions)) != budget:
     raise RuntimeError(f'{strategy.name} returned {len(np.unique(positions))} distinct '
                        f'samples for a budget of {budget}')

@@ -21,8 +21,9 @@ flags.DEFINE_string('data_dir', None, 'Folder holding the real dataset file; def
                     '$AMRJAX_DATA_DIR or ./data. Without it the synthetic stand-in is used.')
 flags.DEFINE_string('cache_dir', None, 'Where the synthetic stand-in is cached; default '
                     '$AMRJAX_CACHE_DIR or ~/.cache/amrjax.')
-flags.DEFINE_string('synthetic_per_cell', 'all', "Vectors per (class, SNR) cell of the "
-                    "synthetic stand-in ('all' = the real file's count).")
+flags.DEFINE_string('synthetic_per_cell', None, "Vectors per (class, SNR) cell of the "
+                    "synthetic stand-in ('all' = the real file's count; quick preset: 50, "
+                    "paper: all).")
 flags.DEFINE_boolean('allow_synthetic', True, 'Use the synthetic stand-in when the real '
                      'file is absent; --noallow_synthetic makes a missing file an error.')
 flags.DEFINE_list('rates', None, 'Expansion rates as fractions, e.g. 0.04,0.09 '

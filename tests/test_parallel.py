@@ -104,3 +104,19 @@ def test_prefetched_keeps_order_and_reraises_reader_errors():
   it = parallel.prefetched(iter(range(1000)), depth=2)
   assert next(it) == 0
   it.close()
+
+
+def test_model_scorers_agree_across_single_sharded_and_pmap():
+  from amrjax import models, scoring
+  from amrjax.train import init_state
+  model = models.get('cnn2d', 4, 128)
+  variables = init_state(model, length=128, learning_rate=1e-3, seed=0).variables
+  pool = random_pool(n=27, num_classes=4)
+  for fn, labels in ((scoring.softmax_scorer(model, scoring.entropy), False),
+                     (scoring.gradients.grand_scorer(model), True)):
+    one = parallel.map_pool(fn, variables, pool, batch_size=16, mesh=parallel.data_mesh(1),
+                            with_labels=labels)
+    eight = parallel.map_pool(fn, variables, pool, batch_size=16, with_labels=labels)
+    pmapped = parallel.map_pool_pmap(fn, variables, pool, batch_size=16, with_labels=labels)
+    np.testing.assert_allclose(eight, one, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(pmapped, one, rtol=2e-5, atol=1e-6)

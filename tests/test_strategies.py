@@ -106,3 +106,27 @@ def test_strategy_direction_keeps_the_uncertain_sample(name):
   scores = s.score(_context(probs, [0, 0]))
   picked = select.top_k(scores, 1, largest=s.direction == strategies.LARGEST)
   assert picked.tolist() == [1]
+
+
+def test_duse_without_active_learning_equals_the_margin_baseline(sets):
+  # REFERENCE: "w/o active learning" = one round with the whole budget = Margin.
+  model, start, aux = sets
+  train = TrainConfig(epochs=2, batch_size=8)
+  margin = strategies.select_one_shot('margin', model, start, aux, 9, train=train, seed=11)
+  duse = strategies.select_one_shot('duse', model, start, aux, 9, train=train, seed=11,
+                                    options={'rounds': 1})
+  np.testing.assert_array_equal(margin.positions, duse.positions)
+
+
+def test_tied_scores_are_not_taken_in_file_order(sets):
+  # Forgetting counts tie massively; file order groups classes, so position tie-breaking
+  # would take the first classes. The strategy layer breaks ties with its seeded rng.
+  _, _, aux = sets
+  ctx = _context(np.full((len(aux), 4), 0.25), aux.y)
+  s = strategies.Strategy('flat', 'Flat', frozenset(), strategies.LARGEST,
+                          score=lambda c: np.zeros(len(c.pool.y)))
+  rng = np.random.default_rng(0)
+  picked = select.top_k(s.score(ctx), 12, largest=True, tie_rng=rng)
+  assert sorted(picked.tolist()) != list(range(12))
+  again = select.top_k(s.score(ctx), 12, largest=True, tie_rng=np.random.default_rng(0))
+  np.testing.assert_array_equal(picked, again)

@@ -156,7 +156,8 @@ def fit_recording(model: nn.Module, pool: SignalPool, config: TrainConfig, *, se
   Each epoch presents every pool sample once, so after E epochs each sample has T = E
   presentations (forgetting, FoQuS). Same arguments and results as :func:`fit`, plus
   ``dynamics``: counters to continue (default: fresh ones for ``len(pool)`` samples,
-  indexed by pool position), returned updated.
+  indexed by pool position), returned updated. Like ``state``, a ``dynamics`` passed in is
+  donated to the train step: use the returned one.
   """
   if dynamics is None:
     dynamics = dynamics_lib.init(len(pool))

@@ -48,6 +48,8 @@ def test_driver_smoke(tmp_path):
   assert [len(r['selected_ids']) for r in rounds] == [(budget + 1) // 2, budget // 2]
   assert 'DUSE (2 rounds)' in proc.stdout and '±' in proc.stdout
   assert (workdir / 'metrics.jsonl').read_text().count('\n') > 0
+  # Test results are also logged as they are produced, one line per run.
+  assert (workdir / 'runs.jsonl').read_text().count('\n') == len(results['runs'])
 
 
 def _one_line_error(proc):
