@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 from amrjax import models
 from amrjax.data.pool import SignalPool
@@ -30,6 +30,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)
   rng = np.random.default_rng(0)
   pool = SignalPool.from_arrays(
       rng.standard_normal((FLAGS.n, 2, FLAGS.length)).astype(np.float32) * 0.1,
