@@ -112,6 +112,7 @@ _REGISTRY: Registry[Strategy] = Registry('selection strategy')
 
 
 def register(strategy: Strategy, aliases: tuple[str, ...] = ()) -> Strategy:
+  """Adds ``strategy`` under its name (and ``aliases``); returns it."""
   _REGISTRY.register(strategy.name, strategy, aliases)
   return strategy
 
@@ -122,6 +123,7 @@ def get(name: str) -> Strategy:
 
 
 def names() -> tuple[str, ...]:
+  """Registered strategy names, in registration order."""
   return _REGISTRY.names()
 
 
