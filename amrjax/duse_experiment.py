@@ -69,6 +69,7 @@ def expand_methods(names) -> tuple[str, ...]:
     out.extend(m for m in items if m not in out)
   return tuple(out)
 
+
 # Presets. 'quick' is sized so the default command finishes within 15 minutes on the slower
 # of the 2-core CPUs we measured (an AVX2 EPYC at ~66 GFLOP/s matmul, where one 2D-CNN
 # train step at L = 512, batch 128, takes ~1.6 s); README has the measured times. It uses
