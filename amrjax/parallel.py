@@ -4,10 +4,10 @@ Pools are walked in fixed-size batches: the last batch is padded and its padded 
 dropped on the host, so a jitted function compiles once whatever the pool size. Each
 batch is split over a 1-D ``data`` mesh axis with ``NamedSharding``; the variables are
 replicated, and every device runs the per-example function on its own rows
-(``jax.shard_map`` inside ``jax.jit``). The same code runs on one CPU, eight fake CPU devices, a GPU or a TPU slice.
-A reader thread reads the next batches (from memory or an HDF5 file) while the current one
-computes (JAX dispatches asynchronously), and results come back to the host one batch
-behind.
+(``jax.shard_map`` inside ``jax.jit``). The same code runs on one CPU, eight fake CPU
+devices, a GPU or a TPU slice. A reader thread reads the next batches (from memory or an
+HDF5 file) while the current one computes (JAX dispatches asynchronously), and results
+come back to the host one batch behind.
 
 :func:`map_pool_pmap` runs the same per-example function through ``jax.pmap`` instead: the
 comparison the throughput benchmark makes (``pmap`` is in maintenance mode since JAX 0.8;

@@ -165,8 +165,16 @@ def _foqus(ctx: Context) -> np.ndarray:
   return np.asarray(dynamics_lib.foqus_score(ctx.trajectory, ctx.options['beta']))
 
 
+def _labelled(ctx: Context) -> tuple[Mapping[str, np.ndarray], np.ndarray]:
+  """Outputs and labels of the labelled reference set: the start set, or the pool itself
+  in coreset mode (Cal's neighbours, Glister's validation set)."""
+  if ctx.pool_is_start:
+    return ctx.pool_out, ctx.pool.y
+  return ctx.start_out, ctx.start.y
+
+
 def _cal(ctx: Context) -> np.ndarray:
-  ref = ctx.pool_out if ctx.pool_is_start else ctx.start_out
+  ref, _ = _labelled(ctx)
   return np.asarray(geometry.cal(
       jnp.asarray(ctx.pool_out['embedding']), jnp.asarray(ctx.pool_out['log_probs']),
       jnp.asarray(ref['embedding']), jnp.asarray(ref['log_probs']),
@@ -211,8 +219,7 @@ def _glister(ctx: Context, members: np.ndarray, k: int) -> np.ndarray:
   classes (all classes in the imbalance setting; class c alone when selecting per class,
   as DeepCore's balanced mode does)."""
   kernel, bias = features.head_params(ctx.variables)
-  val = ctx.pool_out if ctx.pool_is_start else ctx.start_out
-  val_y = ctx.pool.y if ctx.pool_is_start else ctx.start.y
+  val, val_y = _labelled(ctx)
   val_rows = np.isin(val_y, np.unique(ctx.pool.y[members]))
   if not val_rows.any():
     raise ConfigError('Glister needs starting-set samples of the classes it selects from; '
@@ -324,11 +331,13 @@ def _correct_and_loss_fn(model: nn.Module) -> Callable:
   return jax.jit(fn)
 
 
+_update_dynamics = jax.jit(dynamics_lib.update)
+
+
 def _trajectory_of_pool(model, start, pool, train, seed, batch_size):
   """Trains on ``start`` epoch by epoch, recording the pool's eval-mode dynamics."""
   state, history = None, []
   trajectory = dynamics_lib.init(len(pool))
-  update = jax.jit(dynamics_lib.update)
   everyone = jnp.arange(len(pool))
   ones = jnp.ones(len(pool), bool)
   for epoch in range(train.epochs):
@@ -337,7 +346,7 @@ def _trajectory_of_pool(model, start, pool, train, seed, batch_size):
     history.extend({**r, 'epoch': epoch + 1} for r in h)
     out = parallel.map_pool(_correct_and_loss_fn(model), state.variables, pool,
                             batch_size=batch_size, with_labels=True)
-    trajectory = update(trajectory, everyone, jnp.asarray(out['correct']),
+    trajectory = _update_dynamics(trajectory, everyone, jnp.asarray(out['correct']),
                         jnp.asarray(out['loss']), ones)
   return state, history, trajectory
 
