@@ -100,3 +100,20 @@ def test_unknown_model_and_short_signals():
     models.get('resnet9000', 3, 128)
   with pytest.raises(ConfigError, match='at least 128 samples'):
     _init(models.get('cnn1d', 3, 64), 64)
+
+
+@pytest.mark.parametrize('name', models.names())
+def test_every_registered_model_meets_the_selection_contract(name):
+  """logits = head(embed(x)) in eval mode, which the last-layer scorers rely on."""
+  from amrjax.scoring import features
+  model = models.get(name, 5, 128)
+  variables = _init(model, 128)
+  x = jax.random.normal(jax.random.key(1), (3, 2, 128))
+  logits = model.apply(variables, x, train=False)
+  out = features.outputs_fn(model)(variables, x)
+  kernel, bias = features.head_params(variables)
+  assert out['embedding'].shape == (3, kernel.shape[0]) and kernel.shape[1] == 5
+  np.testing.assert_allclose(out['embedding'] @ kernel + bias, logits, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(out['log_probs'], jax.nn.log_softmax(logits), rtol=1e-4,
+                             atol=1e-5)
+  assert models.label(name)

@@ -1,0 +1,205 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from amrjax.errors import ConfigError
+from amrjax.models.clst import (PSCA, ClST, ConvAttention, ConvProjection, ConvTokenEmbedding)
+
+
+# Everything runs jitted, and each program is compiled once per shape: run op by op, ClST
+# compiles hundreds of small programs (minutes on the CI machine). Do not lower XLA's
+# optimisation level to save compile time: at level 0 the CPU backend returned NaN gradients
+# for this model where the default level gives finite ones.
+_TX = optax.adam(1e-3)
+
+
+def _count(params):
+  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+
+
+def _normal(*shape, seed=1):
+  # NumPy, not jax.random: an eager jax.random.normal compiles a program for every shape.
+  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+
+
+def _signal(batch, length, seed=1):
+  return _normal(batch, 2, length, seed=seed)
+
+
+@pytest.fixture(scope='module')
+def clst5():
+  # The 'rbg' key only changes the random bits: same initialisers, but XLA compiles the ~130
+  # initialisations in 12 s instead of the 21 s threefry takes.
+  model = ClST(5)
+  return model, jax.jit(model.init)(jax.random.key(0, impl='rbg'), jnp.zeros((2, 2, 128)))
+
+
+_CACHE = {}
+
+
+def _forward(model):
+  """Jitted eval-mode (logits, embed, head(embed), sown attention weights)."""
+  if ('forward', model) not in _CACHE:
+    def forward(v, x):
+      logits, state = model.apply(v, x, train=False, mutable=['intermediates'])
+      return (logits, model.apply(v, x, method='embed'),
+              model.apply(v, x, method=lambda m, x: m.head(m.embed(x))),
+              state['intermediates'])
+    _CACHE['forward', model] = jax.jit(forward)
+  return _CACHE['forward', model]
+
+
+def _train_step(model):
+  """Jitted Adam step: (params, rest, opt, x, y, key) -> (params, rest, opt, loss, logits).
+
+  The loss and the train-mode logits are those of the parameters passed in.
+  """
+  if ('step', model) not in _CACHE:
+    def step(params, rest, opt, x, y, key):
+      def loss_fn(params):
+        out, rest_ = model.apply({'params': params, **rest}, x, train=True,
+                                 rngs={'dropout': key}, mutable=list(rest))
+        loss = optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+        return loss, (rest_, out)
+      (loss, (rest, out)), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
+      updates, opt = _TX.update(g, opt, params)
+      return optax.apply_updates(params, updates), rest, opt, loss, out
+    _CACHE['step', model] = jax.jit(step)
+  return _CACHE['step', model]
+
+
+def test_parameter_count_matches_the_closed_form():
+  def psca(c):  # channel 1x1 pair (r = 4) + spatial conv 2 -> 1, kernel 7
+    return c * (c // 4) + c // 4 + (c // 4) * c + c + 7 * 2 + 1
+
+  def block(c):
+    norms = 2 * 2 * c
+    qkv = 3 * (3 * c + 2 * c + c * c + c)  # depthwise k3, BatchNorm, pointwise
+    return norms + psca(c) + qkv + (c * c + c) + (c * 4 * c + 4 * c) + (4 * c * c + c)
+
+  def expected(classes):
+    embedding = (7 * 2 * 32 + 32) + (5 * 32 * 32 + 32) + (3 * 32 * 32 + 32) + 3 * 2 * 32
+    total, prev = embedding + psca(32), 32
+    for d in (32, 64, 96, 128):
+      total += 3 * prev * d + d + 2 * d + block(d)
+      prev = d
+    return total + 2 * 128 + 129 * classes
+
+  for length, classes in ((128, 11), (1024, 24)):
+    shapes = jax.eval_shape(ClST(classes).init, jax.random.key(0), jnp.zeros((2, 2, length)))
+    assert _count(shapes['params']) == expected(classes)
+  assert expected(11) == 470_062
+
+
+@pytest.mark.parametrize('length', [128, 512, 1024])
+def test_forward_shapes_and_embedding(clst5, length):
+  model, variables = clst5  # no parameter depends on L
+  logits, emb, head_of_embed, inter = _forward(model)(variables, _signal(2, length))
+  assert logits.shape == (2, 5) and np.isfinite(logits).all()
+  assert emb.shape == (2, 128)
+  np.testing.assert_allclose(head_of_embed, logits, rtol=1e-6, atol=1e-6)
+  # Stage i attends from T_i = L / 2^i query tokens to T_i / 2 key/value tokens.
+  for i, heads in enumerate((1, 2, 3, 4)):
+    (weights,) = inter[f'stages_{i}_0']['attention']['attention_weights']
+    tokens = length // 2**(i + 1)
+    assert weights.shape == (2, heads, tokens, tokens // 2)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_psca_map_is_a_sum_of_a_channel_and_a_spatial_term():
+  x = _normal(2, 20, 4, seed=1) * jnp.arange(1.0, 3.0, 0.5)
+  module = PSCA(reduction=4)
+  variables = jax.jit(module.init)(jax.random.key(0), x)
+  both = jax.jit(lambda v, x: (module.apply(v, x),
+                               module.apply(v, x, method='attention_map')))
+  out, att = both(variables, x)
+  assert out.shape == x.shape
+  assert att.shape == x.shape and (att > 0).all() and (att < 1).all()
+  np.testing.assert_allclose(out, x * att, rtol=1e-6)
+  # Parallel branches merged by a sum before the sigmoid: logit(att)[b, t, c] = a[b, c] + s[b, t].
+  logit = jnp.log(att) - jnp.log1p(-att)
+  diff = logit - logit[:, :1, :]  # s[b, t] - s[b, 0], the same for every channel
+  np.testing.assert_allclose(diff, jnp.broadcast_to(diff[..., :1], diff.shape), atol=1e-4)
+
+
+@pytest.mark.parametrize('tokens, kv_tokens', [(10, 5), (9, 5)])
+def test_projection_halves_the_key_and_value_tokens(tokens, kv_tokens):
+  x = _normal(2, tokens, 8, seed=0)
+  module = ConvProjection(12)
+  variables = jax.eval_shape(module.init, jax.random.key(1), x)  # shapes only
+  q, k, v = jax.eval_shape(module.apply, variables, x)
+  assert q.shape == (2, tokens, 12)
+  assert k.shape == v.shape == (2, kv_tokens, 12)
+  assert variables['params']['q_depthwise']['kernel'].shape == (3, 1, 8)  # depthwise
+
+
+def test_attention_shapes():
+  # Softmax rows are checked on the full model in test_forward_shapes_and_embedding.
+  x = _normal(2, 13, 16, seed=0)
+  module = ConvAttention(num_heads=2)
+  variables = jax.eval_shape(module.init, jax.random.key(1), x)  # shapes only
+  out, state = jax.eval_shape(lambda v, x: module.apply(v, x, mutable=['intermediates']),
+                              variables, x)
+  assert out.shape == x.shape
+  (weights,) = state['intermediates']['attention_weights']
+  assert weights.shape == (2, 2, 13, 7)
+  with pytest.raises(ConfigError, match='3 heads do not divide width 16'):
+    jax.eval_shape(ConvAttention(num_heads=3).init, jax.random.key(1), x)
+
+
+def test_token_embedding_downsamples_with_overlap():
+  x = _normal(2, 17, 4, seed=0)
+  module = ConvTokenEmbedding(8)
+  variables = jax.eval_shape(module.init, jax.random.key(1), x)  # shapes only
+  assert jax.eval_shape(module.apply, variables, x).shape == (2, 9, 8)
+  assert variables['params']['Conv_0']['kernel'].shape == (3, 4, 8)  # kernel 3 > stride 2
+  assert variables['params']['LayerNorm_0']['scale'].shape == (8,)
+
+
+_opt_init = jax.jit(_TX.init)  # eager, it compiles one zeros_like per parameter shape
+
+
+def _split(variables):
+  return variables['params'], {k: v for k, v in variables.items() if k != 'params'}
+
+
+def test_train_mode_differs_from_eval_and_batchnorm_updates(clst5):
+  model, variables = clst5
+  x, y = _signal(2, 128) * 3 + 1, jnp.asarray([0, 1])
+  a = _forward(model)(variables, x)[0]
+  np.testing.assert_array_equal(a, _forward(model)(variables, x)[0])
+  params, rest = _split(variables)
+  opt = _opt_init(params)
+  _, updated, _, _, b = _train_step(model)(params, rest, opt, x, y, jax.random.key(2))
+  assert not np.allclose(a, b)
+  before = jax.tree.leaves(rest['batch_stats'])
+  after = jax.tree.leaves(updated['batch_stats'])
+  assert len(before) == 2 * (3 + 3 * 4)  # embedding convs + Q/K/V of four blocks
+  assert all(not np.allclose(u, w) for u, w in zip(before, after))
+  # Same batch statistics, another dropout rng: only dropout changes the output.
+  c = _train_step(model)(params, rest, opt, x, y, jax.random.key(3))[-1]
+  assert not np.allclose(b, c)
+
+
+def test_a_few_steps_lower_the_loss(clst5):
+  model, variables = clst5
+  x, y = _signal(2, 128, seed=0), jnp.asarray([0, 1])
+  params, rest = _split(variables)
+  opt = _opt_init(params)
+  losses = []
+  for _ in range(8):
+    params, rest, opt, loss, _ = _train_step(model)(params, rest, opt, x, y, jax.random.key(0))
+    losses.append(float(loss))
+  assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_short_signals_raise(clst5):
+  model, variables = clst5
+  apply = lambda x: jax.eval_shape(model.apply, variables, x)  # traces, compiles nothing
+  assert apply(_signal(2, 16)).shape == (2, 5)  # the shortest length works
+  with pytest.raises(ConfigError, match='ClST needs signals of at least 16 samples, got 8'):
+    apply(_signal(2, 8))
+  with pytest.raises(ConfigError, match='4 entries'):
+    jax.eval_shape(ClST(3, dims=(32, 64)).init, jax.random.key(0), jnp.zeros((2, 2, 128)))

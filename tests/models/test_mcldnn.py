@@ -1,0 +1,107 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from amrjax.errors import ConfigError
+from amrjax.models.mcldnn import MCLDNN
+from tests.models.zoo_checks import count as _count, init as _init, shapes as _shapes
+
+
+@pytest.fixture(scope='module')
+def initialised():
+  """One initialisation (the parameters do not depend on L), shared by the tests below."""
+  model = MCLDNN(5)
+  return model, _init(model, 32)
+
+
+def _expected_count(classes):
+  convs = (2 * 8 * 1 * 50 + 50) + 2 * (8 * 1 * 50 + 50) + (8 * 50 * 50 + 50) + (
+      2 * 5 * 100 * 100 + 100)
+
+  def lstm(n, h):
+    return 4 * h * (n + h) + 4 * h  # one bias per gate (Flax, Keras LSTM)
+
+  dense = 2 * (128 * 128 + 128)
+  return convs + lstm(100, 128) + lstm(128, 128) + dense + (128 * classes + classes)
+
+
+def test_parameter_count():
+  for length, classes in ((128, 11), (512, 12), (1024, 24)):
+    assert _count(_shapes(MCLDNN(classes), length)['params']) == _expected_count(classes)
+  assert _expected_count(11) == 405_175
+  # The public model's two CuDNNLSTM layers carry a second bias vector (4 x 128 each):
+  # 406,199 in Keras, the count the MCLDNN paper reports.
+  assert _expected_count(11) + 2 * 4 * 128 == 406_199
+
+
+def test_padding_follows_keras():
+  """I/Q branches are causal; 'same' puts the extra zero after, as TensorFlow does."""
+  model = MCLDNN(3)
+  params = jax.tree_util.tree_map_with_path(  # unit kernels, zero biases
+      lambda path, s: jnp.full(s.shape, 0.0 if path[-1].key == 'bias' else 1.0),
+      _shapes(model, 32)['params'])
+  impulse = jnp.zeros((1, 2, 32)).at[0, 0, 10].set(1.0)  # I row, t = 10
+
+  def branches(m, x):
+    image = x[..., None]
+    return m.conv_i(image[:, :1])[0, 0, :, 0], m.conv_iq(image)[0, :, :, 0]
+
+  causal, same = model.apply({'params': params}, impulse, method=branches)
+  np.testing.assert_array_equal(np.flatnonzero(causal), np.arange(10, 18))
+  # kernel row 0 meets the I row at output row 0, kernel row 1 at output row 1 (pad after)
+  np.testing.assert_array_equal(np.flatnonzero(same[0]), np.arange(6, 14))
+  np.testing.assert_array_equal(np.flatnonzero(same[1]), [])
+
+
+@pytest.mark.parametrize('length', [128, 1024])
+def test_forward_embedding_and_dropout(length, initialised):
+  model, variables = initialised
+  x = jax.random.normal(jax.random.key(1), (2, 2, length))
+
+  @jax.jit
+  def outputs(variables, x, key):
+    def run(m, x):
+      emb = m.embed(x)
+      return m(x), emb, m.head(emb), m(x, train=True)
+    return model.apply(variables, x, method=run, rngs={'dropout': key})
+
+  logits, emb, head_of_emb, train_logits = outputs(variables, x, jax.random.key(2))
+  assert logits.shape == (2, 5) and np.isfinite(logits).all()
+  assert emb.shape == (2, 128) and np.isfinite(emb).all()
+  assert np.all(np.asarray(emb) > -1.7581)  # a SELU output is above -scale * alpha
+  np.testing.assert_allclose(logits, head_of_emb, rtol=1e-5, atol=1e-6)
+  assert not np.allclose(logits, train_logits)
+
+
+def test_a_few_steps_lower_the_loss(initialised):
+  model, variables = initialised
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((12, 2, 32)), jnp.float32)
+  y = jnp.asarray(np.arange(12) % 5)
+  params = variables['params']
+  tx = optax.adam(1e-3)
+  opt = tx.init(params)
+
+  @jax.jit
+  def step(params, opt, key):
+    def loss_fn(params):
+      logits = model.apply({'params': params}, x, train=True, rngs={'dropout': key})
+      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    loss, g = jax.value_and_grad(loss_fn)(params)
+    updates, opt = tx.update(g, opt, params)
+    return optax.apply_updates(params, updates), opt, loss
+
+  losses = []
+  for _ in range(8):
+    params, opt, loss = step(params, opt, jax.random.key(0))  # same mask every step
+    losses.append(float(loss))
+  assert losses[-1] < losses[0]
+
+
+def test_short_signals_and_bad_shapes():
+  with pytest.raises(ConfigError, match='at least 5 samples'):
+    _shapes(MCLDNN(3), 4)
+  with pytest.raises(ConfigError, match=r'expects \(B, 2, L\)'):
+    MCLDNN(3).init(jax.random.key(0), jnp.zeros((1, 1, 16)))
