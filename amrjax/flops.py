@@ -10,7 +10,8 @@ multiplies every ``scan`` body by its length. Conventions, as XLA's:
 - ``dot_general``: 2 x (output elements) x (contracted size), i.e. 2 FLOPs per
   multiply-accumulate;
 - ``conv_general_dilated``: 2 x (output elements) x (kernel window x input channels per
-  group);
+  group), taps on zero padding included (XLA leaves those out: a 'SAME' 3 x 2 convolution on
+  a 64 x 2 image counts 1,572,864 here and 1,167,360 in XLA; 'VALID' agrees exactly);
 - elementwise arithmetic and transcendental functions: 1 per output element;
 - reductions: 1 per input element;
 - data movement (reshape, transpose, slice, pad, gather, ...): 0.
