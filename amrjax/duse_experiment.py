@@ -19,7 +19,9 @@ Method groups: ``default`` (the four above), ``baselines`` (DUSE's 8 baselines),
 ``table1`` (target, random, the 8 baselines, DUSE: the rows of Tables I/II).
 
 All final trainings of a seed start from the same initialisation, so differences between
-methods come from their training sets. ``run`` writes ``config.json``, ``metrics.jsonl``,
+methods come from their training sets. With several ``eval_models`` every training set is
+used to train and test each of them (cross-architecture evaluation, DUSE Table III;
+``experiments/crossarch.py``) and the results hold one table per rate, methods by model. ``run`` writes ``config.json``, ``metrics.jsonl``,
 ``runs.jsonl`` (each test result as it is produced), ``selected/*.npy``, ``rounds/*.json``
 and ``results.json`` into the run directory and returns the results.
 """
@@ -110,7 +112,7 @@ class DuseConfig:
   max_per_cell: int | None = PRESETS['quick']['max_per_cell']
   setting: str = expansion.IMBALANCE
   model: str = 'cnn2d'
-  eval_model: str | None = None
+  eval_models: tuple[str, ...] = ()
   methods: tuple[str, ...] = METHODS
   batch_size: int = PRESETS['quick']['batch_size']
   learning_rate: float = 1e-3
@@ -149,9 +151,14 @@ class DuseConfig:
                         f'{", ".join(expansion.SETTINGS)}')
     if self.rounds < 1 or self.round_epochs < 1 or self.final_epochs < 1:
       raise ConfigError('rounds, round_epochs and final_epochs must be at least 1')
-    models.canonical_name(self.model)
-    if self.eval_model is not None:
-      models.canonical_name(self.eval_model)
+    object.__setattr__(self, 'model', models.canonical_name(self.model))
+    object.__setattr__(self, 'eval_models',
+                       tuple(dict.fromkeys(models.canonical_name(m) for m in self.eval_models)))
+
+  @property
+  def evaluators(self) -> tuple[str, ...]:
+    """The evaluation models: ``eval_models``, or the selection model when none is given."""
+    return self.eval_models or (self.model,)
 
   def method_label(self, method: str) -> str:
     labels = {
@@ -178,7 +185,9 @@ def run(config: DuseConfig, workdir: Path | str, *,
                       allow_synthetic=config.allow_synthetic, notify=log)
   spec = data.spec
   scorer = models.get(config.model, spec.num_classes, spec.length)
-  evaluator = models.get(config.eval_model or config.model, spec.num_classes, spec.length)
+  evaluators = {name: models.get(name, spec.num_classes, spec.length)
+                for name in config.evaluators}
+  crossed = len(evaluators) > 1
   round_train = TrainConfig(config.round_epochs, config.batch_size, config.learning_rate)
   final_train = TrainConfig(config.final_epochs, config.batch_size, config.learning_rate)
 
@@ -197,24 +206,26 @@ def run(config: DuseConfig, workdir: Path | str, *,
     eval_seed = derive_seed(seed, 'final-training')
 
     def train_and_test(method: str, rate: float | None, train_pool, selected=None, extra=None):
-      t0 = time.time()
-      tag = dict(seed=seed, method=method, rate=rate, phase='final')
-      state, _ = fit(evaluator, train_pool, final_train, seed=eval_seed,
-                     on_epoch=lambda m: run_dir.log_metrics({**tag, **m}))
-      result = evaluate(evaluator, state.variables, splits.test)
       name = f'{method}-seed{seed}' + ('' if rate is None else f'-r{rate:g}')
       if selected is not None:
         run_dir.write_ids(f'selected/{name}.npy', selected)
-      record = dict(method=method, rate=rate, seed=seed, train_size=len(train_pool),
-                    class_counts=train_pool.class_counts().tolist(),
-                    test=result.to_json(), seconds=time.time() - t0, **(extra or {}))
-      runs.append(record)
-      run_dir.append_jsonl('runs.jsonl', record)  # kept even if a later run fails
-      log(f'[seed {seed}] {config.method_label(method)}'
-          f'{"" if rate is None else " at " + rate_label(rate)}: '
-          f'test accuracy {result.accuracy:.2%} on {len(train_pool):,} training vectors '
-          f'({record["seconds"]:.0f} s)')
-      return record
+      for eval_name, evaluator in evaluators.items():
+        t0 = time.time()
+        tag = dict(seed=seed, method=method, rate=rate, eval_model=eval_name, phase='final')
+        state, _ = fit(evaluator, train_pool, final_train, seed=eval_seed,
+                       on_epoch=lambda m, tag=tag: run_dir.log_metrics({**tag, **m}))
+        result = evaluate(evaluator, state.variables, splits.test)
+        record = dict(method=method, rate=rate, seed=seed, eval_model=eval_name,
+                      train_size=len(train_pool),
+                      class_counts=train_pool.class_counts().tolist(),
+                      test=result.to_json(), seconds=time.time() - t0, **(extra or {}))
+        runs.append(record)
+        run_dir.append_jsonl('runs.jsonl', record)  # kept even if a later run fails
+        log(f'[seed {seed}] {config.method_label(method)}'
+            f'{"" if rate is None else " at " + rate_label(rate)}'
+            f'{" -> " + models.label(eval_name) if crossed else ""}: '
+            f'test accuracy {result.accuracy:.2%} on {len(train_pool):,} training vectors '
+            f'({record["seconds"]:.0f} s)')
 
     if TARGET in config.methods:
       train_and_test(TARGET, None, splits.target)
@@ -271,26 +282,21 @@ def run(config: DuseConfig, workdir: Path | str, *,
         train_and_test(method, rate, result.expanded, result.selected_ids,
                        extra={'selection_seconds': time.time() - t0, 'rounds': rounds})
 
-  rows = table_rows(config, runs)
-  columns = [rate_label(r) for r in config.rates]
-  title = (f'DUSE on {spec.name} ({data.origin["kind"]} data), {config.setting} setting, '
-           f'selection {config.model}, evaluation {config.eval_model or config.model}: test '
-           f'accuracy %, mean ± std over {len(config.seeds)} seed(s)')
-  table = report.text_table({config.method_label(m): v for m, v in rows.items()},
-                            columns, title=title, row_header='Method / expansion rate')
+  tables = result_tables(config, spec.name, data.origin['kind'], runs)
   results = {
       'config': dataclasses.asdict(config),
       'data': data.origin,
       'dataset': {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length},
       'splits': split_sizes,
-      'table': {'title': title, 'columns': columns,
-                'rows': {config.method_label(m): v for m, v in rows.items()}},
-      'summary': summarize(rows),
+      'table': tables[0],
+      'tables': tables,
       'runs': runs,
       'seconds': time.time() - t_start,
   }
   run_dir.write_json('results.json', results)
-  log(table)
+  for table in tables:
+    log(report.text_table(table['rows'], table['columns'], title=table['title'],
+                          row_header=table['row_header']))
   log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
   return results
 
@@ -308,15 +314,45 @@ def random_expansion(splits: splits_lib.Splits, budget: int, setting: str,
   return select.class_balanced_uniform(splits.auxiliary.y, quotas, rng)
 
 
-def table_rows(config: DuseConfig, runs: Sequence[dict]) -> dict[str, dict[str, list]]:
-  """{method: {rate column: [accuracy per seed]}}; target-only fills every column."""
-  rows: dict[str, dict[str, list]] = {m: {} for m in config.methods}
-  for run_record in runs:
-    acc = run_record['test']['accuracy']
-    rates = config.rates if run_record['rate'] is None else (run_record['rate'],)
-    for rate in rates:
-      rows[run_record['method']].setdefault(rate_label(rate), []).append(acc)
-  return rows
+def result_tables(config: DuseConfig, dataset: str, data_kind: str,
+                  runs: Sequence[dict]) -> list[dict]:
+  """The printed tables: rows are methods, cells hold the accuracy of every seed.
+
+  One evaluation model: one table, a column per expansion rate (DUSE Tables I and II).
+  Several: one table per rate, a column per evaluation model (DUSE Table III).
+  Each table is ``{'title', 'row_header', 'columns', 'rows': {label: {column: [acc]}},
+  'summary': {label: {column: {'mean', 'std', 'n'}}}}``.
+  """
+  evaluators = config.evaluators
+  seeds = f'mean ± std over {len(config.seeds)} seed(s)'
+  where = f'{dataset} ({data_kind} data), {config.setting} setting'
+  if len(evaluators) == 1:
+    layouts = [(f'DUSE on {where}, selection {config.model}, evaluation {evaluators[0]}: '
+                f'test accuracy %, {seeds}', 'Method / expansion rate',
+                [rate_label(r) for r in config.rates], lambda run: True,
+                lambda run: rate_label(run['rate']))]
+  else:
+    layouts = [(f'Cross-architecture: selected by {models.label(config.model)} at '
+                f'{rate_label(rate)} on {where}, trained and tested on each model: test '
+                f'accuracy %, {seeds}', 'Method / evaluation model',
+                [models.label(m) for m in evaluators],
+                lambda run, rate=rate: run['rate'] in (None, rate),
+                lambda run: models.label(run['eval_model'])) for rate in config.rates]
+  tables = []
+  for title, row_header, columns, keep, column_of in layouts:
+    rows: dict[str, dict[str, list]] = {config.method_label(m): {} for m in config.methods}
+    for run_record in runs:
+      if not keep(run_record):
+        continue
+      cells = rows[config.method_label(run_record['method'])]
+      # Target-only training has no rate: it fills every rate column.
+      for column in ([rate_label(r) for r in config.rates]
+                     if run_record['rate'] is None and len(evaluators) == 1
+                     else [column_of(run_record)]):
+        cells.setdefault(column, []).append(run_record['test']['accuracy'])
+    tables.append({'title': title, 'row_header': row_header, 'columns': columns,
+                   'rows': rows, 'summary': summarize(rows)})
+  return tables
 
 
 def summarize(rows: dict[str, dict[str, list]]) -> dict:

@@ -32,7 +32,8 @@ flags.DEFINE_integer('rounds', None, 'Active-learning rounds R of DUSE.')
 flags.DEFINE_enum('setting', 'imbalance', ['imbalance', 'balance'],
                   'imbalance: smallest margins overall; balance: equal class counts.')
 flags.DEFINE_string('model', 'cnn2d', 'Scorer (selection) model.')
-flags.DEFINE_string('eval_model', None, 'Evaluation model (default: the scorer model).')
+flags.DEFINE_list('eval_models', None, 'Evaluation models (default: the scorer model); '
+                  'several give a cross-architecture table per rate (DUSE Table III).')
 flags.DEFINE_list('seeds', None, 'Seeds; each draws its own target set.')
 flags.DEFINE_integer('round_epochs', None, 'Scorer epochs per round (paper: 20).')
 flags.DEFINE_integer('final_epochs', None, 'Evaluation epochs (paper: 50).')
@@ -53,26 +54,36 @@ flags.DEFINE_string('workdir', None, 'Run directory; default runs/duse/<dataset>
 
 FLAGS = flags.FLAGS
 _PARSERS = {
-    'rates': common.floats, 'seeds': common.ints, 'methods': tuple,
+    'rates': common.floats, 'seeds': common.ints, 'methods': tuple, 'eval_models': tuple,
     'max_per_cell': common.optional_int, 'synthetic_per_cell': common.optional_int,
 }
 
 
-def main(argv):
-  del argv
+OVERRIDABLE = ['dataset', 'data_dir', 'cache_dir', 'synthetic_per_cell', 'allow_synthetic',
+               'rates', 'rounds', 'setting', 'model', 'eval_models', 'seeds', 'round_epochs',
+               'final_epochs', 'max_per_cell', 'methods', 'batch_size', 'learning_rate',
+               'min_snr', 'target_fraction', 'warm_start']
+
+
+def run_from_flags(kind: str, defaults: dict | None = None) -> None:
+  """Builds the config from the preset, ``defaults`` and the flags set, and runs it.
+
+  ``kind`` names the run directory's parent (runs/<kind>/...).
+  """
 
   def body():
-    overrides = common.explicit_flags(
-        ['dataset', 'data_dir', 'cache_dir', 'synthetic_per_cell', 'allow_synthetic',
-         'rates', 'rounds', 'setting', 'model', 'eval_model', 'seeds', 'round_epochs',
-         'final_epochs', 'max_per_cell', 'methods', 'batch_size', 'learning_rate', 'min_snr',
-         'target_fraction', 'warm_start'], _PARSERS)
+    overrides = {**(defaults or {}), **common.explicit_flags(OVERRIDABLE, _PARSERS)}
     overrides.setdefault('dataset', FLAGS.dataset)
     config = duse_experiment.DuseConfig.from_preset(FLAGS.preset, **overrides)
-    workdir = FLAGS.workdir or common.default_workdir('duse', config.dataset, config.preset)
+    workdir = FLAGS.workdir or common.default_workdir(kind, config.dataset, config.preset)
     duse_experiment.run(config, workdir, log=common.log)
 
   common.run_reporting_errors(body)
+
+
+def main(argv):
+  del argv
+  run_from_flags('duse')
 
 
 if __name__ == '__main__':
