@@ -68,7 +68,9 @@ Choices the paper leaves open (as far as the summary tells):
   for every Dense and the token-embedding convolutions, LeCun-normal (Flax's default) for
   the depthwise convolutions, zero biases. Every convolutional stack is followed by
   BatchNorm or LayerNorm, so the scale of the input (unit power or the tiny per-sample
-  normalisation of RML2016) does not reach the attention logits.
+  normalisation of RML2016) does not reach the attention logits. In a 400-step probe (Adam
+  1e-3, batch 64, 6 synthetic classes at 10 dB, 2,000 unit-power training vectors of
+  L = 128) ClST reached 0.59 test accuracy (KD-CNN 0.57-0.61).
 - L must be at least 2^4 = 16: one input sample per last-stage token (the strided layers
   pad, so shorter inputs would run on padding).
 """

@@ -46,6 +46,10 @@ MobileNetV2's 6 and a last width of 128 instead of 1280 to keep the student smal
 average pooling; dropout 0.2 before the head (torchvision's MobileNetV2 classifier uses the
 same). Initialisers: He-normal for the convolutions (every one is followed by BatchNorm,
 so the input scale does not matter) and Glorot-uniform for the Dense layers, zero biases.
+Both train from scratch with Adam 1e-3 on unit-power inputs: in a 400-step probe (6
+synthetic classes at 10 dB, 2,000 training vectors of L = 128, batch 64) KD-CNN reached
+0.57-0.61 test accuracy and KD-MobileNet 0.39 (0.99 on its training vectors: without a
+teacher it overfits), ClST 0.59.
 """
 
 from __future__ import annotations
