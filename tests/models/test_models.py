@@ -104,16 +104,17 @@ def test_unknown_model_and_short_signals():
 
 @pytest.mark.parametrize('name', models.names())
 def test_every_registered_model_meets_the_selection_contract(name):
-  """logits = head(embed(x)) in eval mode, which the last-layer scorers rely on."""
+  """The scorers' view of every model: embeddings (B, D) under a Dense head (D, C).
+
+  Traced, not compiled (compiling all 14 models took minutes); each family's own test checks
+  numerically that eval-mode logits equal head(embed(x)).
+  """
   from amrjax.scoring import features
   model = models.get(name, 5, 128)
-  variables = _init(model, 128)
-  x = jax.random.normal(jax.random.key(1), (3, 2, 128))
-  logits = model.apply(variables, x, train=False)
-  out = features.outputs_fn(model)(variables, x)
+  x = jax.ShapeDtypeStruct((3, 2, 128), jnp.float32)
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+  out = jax.eval_shape(features.outputs_fn(model), variables, x)
   kernel, bias = features.head_params(variables)
-  assert out['embedding'].shape == (3, kernel.shape[0]) and kernel.shape[1] == 5
-  np.testing.assert_allclose(out['embedding'] @ kernel + bias, logits, rtol=1e-4, atol=1e-5)
-  np.testing.assert_allclose(out['log_probs'], jax.nn.log_softmax(logits), rtol=1e-4,
-                             atol=1e-5)
+  assert out['embedding'].shape == (3, kernel.shape[0]) and out['log_probs'].shape == (3, 5)
+  assert kernel.shape[1] == 5 and bias.shape == (5,)
   assert models.label(name)
