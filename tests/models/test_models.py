@@ -1,11 +1,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from amrjax import models
 from amrjax.errors import ConfigError
+from tests.models.zoo_checks import shapes, training_losses
 
 
 def _count(params):
@@ -16,12 +16,17 @@ def _init(model, length, batch=2):
   return model.init(jax.random.key(0), jnp.zeros((batch, 2, length)), train=False)
 
 
+def _params(model, length):
+  """The parameter shapes, traced without compiling."""
+  return shapes(model, length)['params']
+
+
 def test_cnn2d_parameter_count_matches_vt_cnn2():
   # Keras VT-CNN2 on RML2016.10a: 2,830,427 parameters.
-  assert _count(_init(models.get('cnn2d', 11, 128), 128)['params']) == 2_830_427
+  assert _count(_params(models.get('cnn2d', 11, 128), 128)) == 2_830_427
   for length, classes in ((512, 12), (1024, 24)):
     expected = 1024 + 122_960 + (80 * (length + 4) + 1) * 256 + 257 * classes
-    assert _count(_init(models.get('2d-cnn', classes, length), length)['params']) == expected
+    assert _count(_params(models.get('2d-cnn', classes, length), length)) == expected
 
 
 def test_cnn1d_parameter_count_matches_its_spec():
@@ -31,20 +36,25 @@ def test_cnn1d_parameter_count_matches_its_spec():
     flat = 64 * length // 128
     return convs + bns + (flat * 128 + 128) + (128 * 128 + 128) + (128 * classes + classes)
   for length, classes in ((128, 11), (512, 12), (1024, 24)):
-    assert _count(_init(models.get('cnn1d', classes, length), length)['params']) == expected(
-        length, classes)
+    assert _count(_params(models.get('cnn1d', classes, length), length)) == expected(length,
+                                                                              classes)
 
 
 @pytest.mark.parametrize('name', ['cnn2d', 'cnn1d'])
 @pytest.mark.parametrize('length', [128, 512, 1024])
 def test_forward_shapes_and_embeddings(name, length):
   model = models.get(name, 5, length)
-  variables = _init(model, length)
   x = jax.random.normal(jax.random.key(1), (3, 2, length))
-  logits = model.apply(variables, x, train=False)
-  assert logits.shape == (3, 5) and np.isfinite(logits).all()
-  emb = model.apply(variables, x, method='embed')
-  assert emb.shape[0] == 3 and emb.ndim == 2
+  if length != 128:  # the longer lengths traced only: compiling them took most of the time
+    variables = shapes(model, length)
+    logits = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, x)
+    emb = jax.eval_shape(lambda v, x: model.apply(v, x, method='embed'), variables, x)
+  else:
+    variables = _init(model, length)
+    logits = model.apply(variables, x, train=False)
+    emb = model.apply(variables, x, method='embed')
+    assert np.isfinite(logits).all()
+  assert logits.shape == (3, 5) and emb.shape[0] == 3 and emb.ndim == 2
 
 
 def test_dropout_differs_between_train_and_eval():
@@ -73,25 +83,7 @@ def test_batchnorm_differs_between_train_and_eval():
 @pytest.mark.parametrize('name', ['cnn2d', 'cnn1d'])
 def test_a_few_steps_lower_the_loss(name):
   model = models.get(name, 3, 128)
-  rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.standard_normal((12, 2, 128)), jnp.float32)
-  y = jnp.asarray(np.arange(12) % 3)
-  variables = _init(model, 128)
-  tx = optax.adam(1e-3)
-  params, opt = variables['params'], tx.init(variables['params'])
-  rest = {k: v for k, v in variables.items() if k != 'params'}
-
-  def loss_fn(params, rest):
-    out, rest = model.apply({'params': params, **rest}, x, train=True,
-                            rngs={'dropout': jax.random.key(0)}, mutable=list(rest))
-    return optax.softmax_cross_entropy_with_integer_labels(out, y).mean(), rest
-
-  losses = []
-  for _ in range(8):
-    (loss, rest), g = jax.value_and_grad(loss_fn, has_aux=True)(params, rest)
-    updates, opt = tx.update(g, opt, params)
-    params = optax.apply_updates(params, updates)
-    losses.append(float(loss))
+  losses = training_losses(model, _init(model, 128), 128, steps=8)
   assert losses[-1] < losses[0]
 
 
