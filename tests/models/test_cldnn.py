@@ -1,12 +1,12 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from amrjax.errors import ConfigError
 from amrjax.models.cldnn import CLDNN
 from tests.models.zoo_checks import count as _count, init as _init, shapes as _shapes
+from tests.models.zoo_checks import training_losses
 
 
 @pytest.fixture(scope='module')
@@ -84,26 +84,7 @@ def test_time_steps_variant_runs():
 
 def test_a_few_steps_lower_the_loss(initialised):
   model, variables = initialised(128)
-  rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.standard_normal((12, 2, 128)), jnp.float32)
-  y = jnp.asarray(np.arange(12) % 5)
-  params = variables['params']
-  tx = optax.adam(1e-3)
-  opt = tx.init(params)
-
-  @jax.jit
-  def step(params, opt, key):
-    def loss_fn(params):
-      logits = model.apply({'params': params}, x, train=True, rngs={'dropout': key})
-      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-    loss, g = jax.value_and_grad(loss_fn)(params)
-    updates, opt = tx.update(g, opt, params)
-    return optax.apply_updates(params, updates), opt, loss
-
-  losses = []
-  for _ in range(8):
-    params, opt, loss = step(params, opt, jax.random.key(0))  # same mask every step
-    losses.append(float(loss))
+  losses = training_losses(model, variables, 128, steps=8)
   assert losses[-1] < losses[0]
 
 
