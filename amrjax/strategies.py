@@ -29,7 +29,6 @@ no model at all (Uniform).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -48,7 +47,7 @@ from amrjax.scoring import uncertainty
 from amrjax.scoring.glister import glister as glister_greedy
 from amrjax.seeding import derive_seed
 from amrjax.train import TrainConfig, fit, fit_recording
-from amrjax.train.losses import cross_entropy
+from amrjax.train.loop import loss_and_correct_fn
 
 LARGEST, SMALLEST, GREEDY, RANDOM, TIERED = 'largest', 'smallest', 'greedy', 'random', 'tiered'
 ROUNDS = 'rounds'  # DUSE: the smallest margins, over active-learning rounds
@@ -322,15 +321,6 @@ def resolve_options(strategy: Strategy, options: Mapping[str, Any] | None) -> di
   return {**strategy.defaults, **options}
 
 
-@functools.lru_cache(maxsize=None)
-def _correct_and_loss_fn(model: nn.Module) -> Callable:
-  def fn(variables, x, y):
-    logits = model.apply(variables, x, train=False)
-    return {'correct': jnp.argmax(logits, -1) == y, 'loss': cross_entropy(logits, y)}
-
-  return jax.jit(fn)
-
-
 _update_dynamics = jax.jit(dynamics_lib.update)
 
 
@@ -344,7 +334,7 @@ def _trajectory_of_pool(model, start, pool, train, seed, batch_size):
     state, h = fit(model, start, dataclasses.replace(train, epochs=1),
                    seed=seed if epoch == 0 else derive_seed(seed, 'epoch', epoch), state=state)
     history.extend({**r, 'epoch': epoch + 1} for r in h)
-    out = parallel.map_pool(_correct_and_loss_fn(model), state.variables, pool,
+    out = parallel.map_pool(loss_and_correct_fn(model), state.variables, pool,
                             batch_size=batch_size, with_labels=True)
     trajectory = _update_dynamics(trajectory, everyone, jnp.asarray(out['correct']),
                         jnp.asarray(out['loss']), ones)

@@ -1,10 +1,17 @@
 """``fit`` and ``evaluate``: the training loop every experiment uses.
 
 Optimiser: optax Adam with the papers' defaults (learning rate 1e-3, batch 128; DUSE
-Sec. IV-D). One jitted train step per (model, learning rate), with the state donated, runs
-on fixed-shape batches; the last batch of an epoch is padded and masked (see
+Sec. IV-D), at a constant rate or with cosine decay to zero over the run (ClST). One jitted
+train step per (model, optimiser, objective), with the state donated, runs on fixed-shape
+batches; the last batch of an epoch is padded and masked (see
 ``amrjax.data.pool.iter_batches``). Metrics are summed on the device and read once per
 epoch. A non-finite loss or gradient norm stops training with the epoch and step.
+
+The loss is an *objective*: a hashable callable ``(logits (B, C), labels (B,), extra) ->
+(B,)`` per-example loss (``amrjax.train.losses``), where ``extra`` is the batch rows of a
+per-sample ``targets`` array given to :func:`fit` (AFNet's confidence weights, a teacher's
+logits) or None. With a validation pool, every epoch is validated and ``patience`` stops
+training early and returns the best epoch's state (AFNet Sec. IV: patience 15).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from amrjax.data.pool import SignalPool
 from amrjax.errors import AmrjaxError, ConfigError
 from amrjax.scoring import dynamics as dynamics_lib
 from amrjax.seeding import derive_seed
-from amrjax.train.losses import cross_entropy, masked_mean
+from amrjax.train.losses import CROSS_ENTROPY, Objective, cross_entropy, masked_mean
 from amrjax.train.state import TrainState, create_state
 
 
@@ -32,28 +39,61 @@ class TrainingDivergedError(AmrjaxError, FloatingPointError):
   """The loss or the gradient norm became NaN or infinite."""
 
 
+CONSTANT, COSINE = 'constant', 'cosine'
+SCHEDULES = (CONSTANT, COSINE)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  """How to train: epochs, batch size and Adam learning rate (DUSE Sec. IV-D defaults)."""
+  """How to train (DUSE Sec. IV-D defaults).
+
+  Attributes:
+    epochs: passes over the training pool (the most, with early stopping).
+    batch_size: rows per step.
+    learning_rate: Adam's (peak) learning rate.
+    schedule: ``'constant'``, or ``'cosine'``: decay from ``learning_rate`` to 0 over the
+      ``epochs`` of this call (ClST: lr 0.01, cosine, 100 epochs).
+    patience: with a validation pool, stop after this many epochs without a lower
+      validation loss and return the best epoch's state (AFNet: 15); None trains every
+      epoch.
+  """
 
   epochs: int = 20
   batch_size: int = 128
   learning_rate: float = 1e-3
+  schedule: str = CONSTANT
+  patience: int | None = None
 
   def __post_init__(self):
     if self.epochs < 0 or self.batch_size < 1 or not self.learning_rate > 0:
       raise ConfigError(f'invalid training settings: {self}')
+    if self.schedule not in SCHEDULES:
+      raise ConfigError(f'unknown learning-rate schedule {self.schedule!r}; choose one of '
+                        f'{", ".join(SCHEDULES)}')
+    if self.patience is not None and self.patience < 1:
+      raise ConfigError(f'patience must be at least 1 epoch (or None), got {self.patience}')
 
 
 @functools.lru_cache(maxsize=None)
-def optimizer(learning_rate: float) -> optax.GradientTransformation:
-  """Adam; cached so that equal settings share one compiled train step."""
-  return optax.adam(learning_rate)
+def optimizer(learning_rate: float, schedule: str = CONSTANT,
+              decay_steps: int | None = None) -> optax.GradientTransformation:
+  """Adam, at a constant rate or cosine-decayed to 0 over ``decay_steps``; cached so that
+  equal settings share one compiled train step."""
+  if schedule == CONSTANT:
+    return optax.adam(learning_rate)
+  if schedule == COSINE and decay_steps:
+    return optax.adam(optax.cosine_decay_schedule(learning_rate, decay_steps))
+  raise ConfigError(f'schedule {schedule!r} with {decay_steps} decay steps is not a valid '
+                    'optimiser setting')
 
 
 def init_state(model: nn.Module, *, length: int, learning_rate: float,
                seed: int) -> TrainState:
-  """Fresh parameters for (B, 2, length) inputs and a fresh Adam state."""
+  """Fresh parameters for (B, 2, length) inputs and a fresh Adam state.
+
+  Adam's state does not depend on the learning rate or its schedule, so this state can be
+  trained with any of them.
+  """
   return create_state(model, optimizer(learning_rate), length=length,
                       key=jax.random.key(seed))
 
@@ -71,22 +111,24 @@ def global_norm(tree) -> jax.Array:
 
 @functools.lru_cache(maxsize=None)
 def train_step_fn(model: nn.Module, learning_rate: float, length: int,
-                  record: bool = False) -> Callable:
+                  record: bool = False, objective: Objective = CROSS_ENTROPY,
+                  schedule: str = CONSTANT, decay_steps: int | None = None) -> Callable:
   """The jitted train step; the state (and the dynamics, when recorded) are donated.
 
-  ``record=False``: ``(state, x, y, mask, key) -> (state, metrics)``.
-  ``record=True``: ``(state, x, y, mask, key, dynamics, positions) -> (state, metrics,
-  dynamics)``, which also records each row's correctness and loss at this presentation
-  (the train-mode forward pass the gradient comes from, as Toneva et al. record it) into
-  ``dynamics`` (``amrjax.scoring.dynamics.update``).
+  ``record=False``: ``(state, x, y, mask, key, extra=None) -> (state, metrics)``.
+  ``record=True``: ``(state, x, y, mask, key, extra, dynamics, positions) -> (state,
+  metrics, dynamics)``, which also records each row's correctness and cross-entropy at
+  this presentation (the train-mode forward pass the gradient comes from, as Toneva et al.
+  record it) into ``dynamics`` (``amrjax.scoring.dynamics.update``).
 
-  Metrics: summed loss and correct count over the real rows, the real-row count, and the
-  global gradient norm.
+  ``extra`` is the batch rows of the per-sample targets the objective reads (or None).
+  Metrics: the objective summed and the correct count over the real rows, the real-row
+  count, and the global gradient norm.
   """
-  tx = optimizer(learning_rate)
+  tx = optimizer(learning_rate, schedule, decay_steps)
   mutable = ['batch_stats'] if _has_batch_stats(model, length) else False
 
-  def step(state: TrainState, x, y, mask, key, dynamics=None, positions=None):
+  def step(state: TrainState, x, y, mask, key, extra=None, dynamics=None, positions=None):
     dropout_key = jax.random.fold_in(key, state.step)
 
     def loss_fn(params):
@@ -96,7 +138,7 @@ def train_step_fn(model: nn.Module, learning_rate: float, length: int,
       out = model.apply(variables, x, train=True, rngs={'dropout': dropout_key},
                         mutable=mutable)
       logits, updates = out if mutable else (out, {})
-      per_example = cross_entropy(logits, y)
+      per_example = objective(logits, y, extra)
       return masked_mean(per_example, mask), (per_example, logits, updates)
 
     (loss, (per_example, logits, updates)), grads = jax.value_and_grad(
@@ -117,32 +159,42 @@ def train_step_fn(model: nn.Module, learning_rate: float, length: int,
     }
     if not record:
       return new_state, metrics
-    dynamics = dynamics_lib.update(dynamics, positions, correct, per_example, mask)
+    ce = per_example if objective == CROSS_ENTROPY else cross_entropy(logits, y)
+    dynamics = dynamics_lib.update(dynamics, positions, correct, ce, mask)
     return new_state, metrics, dynamics
 
-  return jax.jit(step, donate_argnums=(0, 5) if record else (0,))
+  return jax.jit(step, donate_argnums=(0, 6) if record else (0,))
 
 
 def fit(model: nn.Module, pool: SignalPool, config: TrainConfig, *, seed: int,
         state: TrainState | None = None,
-        on_epoch: Callable[[dict], None] | None = None) -> tuple[TrainState, list[dict]]:
+        on_epoch: Callable[[dict], None] | None = None,
+        objective: Objective = CROSS_ENTROPY, targets: np.ndarray | None = None,
+        validation: SignalPool | None = None) -> tuple[TrainState, list[dict]]:
   """Trains ``model`` on ``pool`` for ``config.epochs`` epochs.
 
   Args:
     model: a registry model.
     pool: the training set; read into memory once if its store is lazy.
-    config: epochs, batch size, learning rate.
+    config: epochs, batch size, learning rate, schedule, patience.
     seed: drives the initialisation (when ``state`` is None), the shuffling and dropout.
     state: continue from this state (warm start) instead of a fresh one. It is donated
       to the train step: do not use it after the call.
     on_epoch: called after each epoch with that epoch's metrics.
+    objective: the per-example loss (default cross-entropy); see the module docstring.
+    targets: (len(pool), ...) per-sample values the objective reads, row i for pool
+      position i (AFNet weights (n,), teacher logits (n, C)); None when it reads none.
+    validation: evaluated after every epoch (cross-entropy and accuracy, eval mode); needed
+      for ``config.patience``.
 
   Returns:
-    The final state and one metrics dict per epoch (epoch, loss, accuracy,
-    max_grad_norm, steps).
+    The final state (with patience: the state of the epoch with the lowest validation
+    loss) and one metrics dict per epoch trained (epoch, loss, accuracy, max_grad_norm,
+    steps; val_loss and val_accuracy with a validation pool).
   """
   state, history, _ = _train(model, pool, config, seed=seed, state=state, on_epoch=on_epoch,
-                             dynamics=None)
+                             dynamics=None, objective=objective, targets=targets,
+                             validation=validation)
   return state, history
 
 
@@ -163,30 +215,57 @@ def fit_recording(model: nn.Module, pool: SignalPool, config: TrainConfig, *, se
     dynamics = dynamics_lib.init(len(pool))
   if dynamics.size != len(pool):
     raise ConfigError(f'dynamics hold {dynamics.size} samples but the pool has {len(pool)}')
+  if config.patience is not None:
+    raise ConfigError('training dynamics are recorded over every epoch; early stopping '
+                      '(patience) does not apply to fit_recording')
   return _train(model, pool, config, seed=seed, state=state, on_epoch=on_epoch,
-                dynamics=dynamics)
+                dynamics=dynamics, objective=CROSS_ENTROPY, targets=None, validation=None)
 
 
-def _train(model, pool, config, *, seed, state, on_epoch, dynamics):
+def _check_targets(targets, pool):
+  if targets is None:
+    return None
+  targets = np.asarray(targets)
+  if targets.ndim == 0 or targets.shape[0] != len(pool):
+    raise ConfigError(f'targets must have one row per training sample ({len(pool)}), got '
+                      f'shape {targets.shape}')
+  if np.issubdtype(targets.dtype, np.floating) and not np.all(np.isfinite(targets)):
+    raise ConfigError('targets hold NaN or infinite values; check the weights or teacher '
+                      'outputs they came from')
+  return jnp.asarray(targets)
+
+
+def _train(model, pool, config, *, seed, state, on_epoch, dynamics, objective, targets,
+           validation):
   if len(pool) == 0:
     raise ConfigError('cannot train on an empty pool')
+  if config.patience is not None and validation is None:
+    raise ConfigError(f'early stopping (patience {config.patience}) needs a validation pool')
+  if validation is not None and len(validation) == 0:
+    raise ConfigError('the validation pool is empty')
   pool = pool.in_memory()
+  targets = _check_targets(targets, pool)
   if state is None:
     state = init_state(model, length=pool.length, learning_rate=config.learning_rate,
                        seed=seed)
   record = dynamics is not None
-  step_fn = train_step_fn(model, config.learning_rate, pool.length, record)
+  decay_steps = (config.epochs * -(-len(pool) // config.batch_size)
+                 if config.schedule == COSINE else None)
+  step_fn = train_step_fn(model, config.learning_rate, pool.length, record, objective,
+                          config.schedule, decay_steps)
   rng = np.random.default_rng(derive_seed(seed, 'shuffle'))
   key = jax.random.key(derive_seed(seed, 'dropout'))
   history = []
+  best = None  # (val_loss, epoch, host copy of the state)
   for epoch in range(1, config.epochs + 1):
     sums = None
     for batch in pool.batches(config.batch_size, rng=rng):
+      extra = None if targets is None else targets[batch.positions]
       if record:
-        state, metrics, dynamics = step_fn(state, batch.x, batch.y, batch.mask, key,
+        state, metrics, dynamics = step_fn(state, batch.x, batch.y, batch.mask, key, extra,
                                            dynamics, batch.positions)
       else:
-        state, metrics = step_fn(state, batch.x, batch.y, batch.mask, key)
+        state, metrics = step_fn(state, batch.x, batch.y, batch.mask, key, extra)
       sums = metrics if sums is None else _accumulate(sums, metrics)
     host = jax.device_get(sums)
     epoch_record = {
@@ -201,9 +280,20 @@ def _train(model, pool, config, *, seed, state, on_epoch, dynamics):
           f'training diverged in epoch {epoch} (by step {epoch_record["steps"]}): loss '
           f'{epoch_record["loss"]}, max gradient norm {epoch_record["max_grad_norm"]}; lower the '
           'learning rate or check the inputs for NaN/inf')
+    if validation is not None:
+      val_loss, val_accuracy = validation_metrics(model, state.variables, validation)
+      epoch_record.update(val_loss=val_loss, val_accuracy=val_accuracy)
     history.append(epoch_record)
     if on_epoch is not None:
       on_epoch(epoch_record)
+    if config.patience is not None:
+      if best is None or epoch_record['val_loss'] < best[0]:
+        # A host copy: the device buffers of ``state`` are donated to the next step.
+        best = (epoch_record['val_loss'], epoch, jax.device_get(state))
+      elif epoch - best[1] >= config.patience:
+        break
+  if best is not None and best[1] != history[-1]['epoch']:
+    state = jax.device_put(best[2])
   return state, history, dynamics
 
 
@@ -219,6 +309,23 @@ def _accumulate(sums, metrics):
 def logits_fn(model: nn.Module) -> Callable:
   """Jitted ``(variables, x) -> logits`` in eval mode (dropout off, BatchNorm frozen)."""
   return jax.jit(lambda variables, x: model.apply(variables, x, train=False))
+
+
+@functools.lru_cache(maxsize=None)
+def loss_and_correct_fn(model: nn.Module) -> Callable:
+  def fn(variables, x, y):
+    logits = model.apply(variables, x, train=False)
+    return {'loss': cross_entropy(logits, y), 'correct': jnp.argmax(logits, -1) == y}
+
+  return jax.jit(fn)
+
+
+def validation_metrics(model: nn.Module, variables, pool: SignalPool, *,
+                       batch_size: int = 1024) -> tuple[float, float]:
+  """Mean cross-entropy and accuracy of ``model`` on ``pool`` in eval mode."""
+  out = parallel.map_pool(loss_and_correct_fn(model), variables, pool,
+                          batch_size=batch_size, with_labels=True)
+  return float(np.mean(out['loss'])), float(np.mean(out['correct']))
 
 
 def predict_logits(model: nn.Module, variables, pool: SignalPool, *,

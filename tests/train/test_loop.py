@@ -5,9 +5,10 @@ import pytest
 from amrjax import models
 from amrjax.data import synth
 from amrjax.data.pool import SignalPool
-from amrjax.train import (TrainConfig, TrainingDivergedError, evaluate, fit, fit_recording,
-                          init_state)
-from amrjax.train.loop import accuracy_report, train_step_fn
+from amrjax.errors import ConfigError
+from amrjax.train import (TrainConfig, TrainingDivergedError, WeightedCrossEntropy, evaluate,
+                          fit, fit_recording, init_state, validation_metrics)
+from amrjax.train.loop import accuracy_report, optimizer, train_step_fn
 
 
 def _easy_pool(n_per_class=32, seed=0):
@@ -82,3 +83,79 @@ def test_fit_recording_matches_fit_and_counts_every_presentation():
   np.testing.assert_allclose(float(dyn.loss_sum.sum()),
                              sum(h['loss'] for h in history) * len(pool), rtol=1e-4)
   assert len(seen) == 3
+
+
+def test_weighted_objective_with_unit_weights_trains_exactly_as_cross_entropy():
+  pool = _easy_pool(8)
+  model = models.get('cnn2d', 2, 128)
+  config = TrainConfig(epochs=2, batch_size=8)
+  plain, plain_history = fit(model, pool, config, seed=0)
+  weighted, weighted_history = fit(model, pool, config, seed=0,
+                                   objective=WeightedCrossEntropy(),
+                                   targets=np.ones(len(pool), np.float32))
+  assert [h['loss'] for h in weighted_history] == pytest.approx(
+      [h['loss'] for h in plain_history], rel=1e-6)
+  for a, b in zip(jax.tree.leaves(plain.params), jax.tree.leaves(weighted.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_zero_weights_remove_samples_from_the_objective():
+  model = models.get('cnn2d', 2, 128)
+  step = train_step_fn(model, 1e-3, 128, objective=WeightedCrossEntropy())
+  pool = _easy_pool(4)
+  x, y = pool.signals(), pool.y
+  weights = (y == 0).astype(np.float32)  # the FM rows count for nothing
+  garbage = x.copy()
+  garbage[y == 1] = 1e3
+  results = []
+  for xs in (x, garbage):
+    state = init_state(model, length=128, learning_rate=1e-3, seed=0)
+    results.append(step(state, xs, y, np.ones(8, bool), jax.random.key(0), weights))
+  (clean, clean_metrics), (noisy, noisy_metrics) = results
+  assert float(clean_metrics['loss']) == pytest.approx(float(noisy_metrics['loss']), rel=1e-6)
+  for a, b in zip(jax.tree.leaves(clean.params), jax.tree.leaves(noisy.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_targets_must_have_a_row_per_sample():
+  pool = _easy_pool(4)
+  model = models.get('cnn2d', 2, 128)
+  with pytest.raises(ConfigError, match='one row per training sample'):
+    fit(model, pool, TrainConfig(epochs=1, batch_size=8), seed=0,
+        objective=WeightedCrossEntropy(), targets=np.ones(3))
+  with pytest.raises(ConfigError, match='NaN'):
+    fit(model, pool, TrainConfig(epochs=1, batch_size=8), seed=0,
+        objective=WeightedCrossEntropy(), targets=np.full(len(pool), np.nan))
+
+
+def test_cosine_schedule_decays_the_step_to_zero():
+  tx = optimizer(0.01, 'cosine', 10)
+  params = {'w': np.ones(3, np.float32)}
+  grads = {'w': np.ones(3, np.float32)}
+  state = tx.init(params)
+  sizes = []
+  for _ in range(11):
+    updates, state = tx.update(grads, state, params)
+    sizes.append(float(np.abs(updates['w']).max()))
+  assert sizes[0] == pytest.approx(0.01, rel=1e-3)  # Adam's first step has size lr
+  assert sizes[10] == 0.0 and sizes[5] < sizes[1]
+  with pytest.raises(ConfigError, match='schedule'):
+    TrainConfig(schedule='linear')
+
+
+def test_early_stopping_returns_the_best_validation_epoch():
+  pool = _easy_pool(16)
+  model = models.get('cnn2d', 2, 128)
+  # Validation labels are flipped: the better the model learns, the worse it validates.
+  flipped = SignalPool.from_arrays(pool.signals(), 1 - pool.y, pool.snr, pool.classes)
+  config = TrainConfig(epochs=12, batch_size=8, patience=2)
+  state, history = fit(model, pool, config, seed=0, validation=flipped)
+  val = [h['val_loss'] for h in history]
+  best = int(np.argmin(val))
+  assert len(history) == best + 1 + 2  # stopped `patience` epochs after the best
+  assert len(history) < 12
+  loss, accuracy = validation_metrics(model, state.variables, flipped)
+  assert loss == pytest.approx(val[best], rel=1e-5)
+  assert accuracy == pytest.approx(history[best]['val_accuracy'])
+  with pytest.raises(ConfigError, match='validation pool'):
+    fit(model, pool, config, seed=0)
