@@ -351,11 +351,6 @@ def result_tables(config: DuseConfig, dataset: str, data_kind: str,
                      else [column_of(run_record)]):
         cells.setdefault(column, []).append(run_record['test']['accuracy'])
     tables.append({'title': title, 'row_header': row_header, 'columns': columns,
-                   'rows': rows, 'summary': summarize(rows)})
+                   'rows': rows, 'summary': report.summarize(rows)})
   return tables
 
-
-def summarize(rows: dict[str, dict[str, list]]) -> dict:
-  return {method: {col: dict(zip(('mean', 'std'), report.mean_std(vals)), n=len(vals))
-                   for col, vals in cols.items()}
-          for method, cols in rows.items()}

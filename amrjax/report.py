@@ -16,6 +16,13 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
   return float(values.mean()), float(values.std())
 
 
+def summarize(rows: Mapping[str, Mapping[str, Sequence[float]]]) -> dict:
+  """``{label: {column: {'mean', 'std', 'n'}}}`` of a table's per-seed cells."""
+  return {label: {col: dict(zip(('mean', 'std'), mean_std(vals)), n=len(vals))
+                  for col, vals in cols.items()}
+          for label, cols in rows.items()}
+
+
 def format_cell(values: Sequence[float], *, scale: float = 100.0) -> str:
   """'mean ± std' of ``values`` times ``scale`` with two decimals.
 

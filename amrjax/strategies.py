@@ -161,7 +161,14 @@ def _forgetting(ctx: Context) -> np.ndarray:
 
 
 def _foqus(ctx: Context) -> np.ndarray:
-  return np.asarray(dynamics_lib.foqus_score(ctx.trajectory, ctx.options['beta']))
+  components = ctx.options['components']
+  if isinstance(components, str):
+    components = tuple(c.strip() for c in components.split('+'))
+  try:
+    return np.asarray(dynamics_lib.foqus_score(ctx.trajectory, ctx.options['beta'],
+                                               tuple(components)))
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
 
 
 def _labelled(ctx: Context) -> tuple[Mapping[str, np.ndarray], np.ndarray]:
@@ -278,9 +285,11 @@ register(Strategy('cd', 'CD', frozenset({'softmax'}), GREEDY,
                   reference='Agarwal et al. 2020: k-center over softmax, symmetric KL'),
          aliases=('contextual_diversity',))
 register(Strategy('foqus', 'FoQuS', frozenset({'trajectory'}), TIERED, score=_foqus,
-                  defaults={'beta': 0.1, 'shares': select.DEFAULT_TIER_SHARES},
+                  defaults={'beta': 0.1, 'shares': select.DEFAULT_TIER_SHARES,
+                            'components': dynamics_lib.FOQUS_COMPONENTS},
                   reference='FoQuS Eq. 4-8 and tiered sampling; with class quotas the tiers '
-                  'are cut within each class'))
+                  'are cut within each class; components (a subset of forgetting, '
+                  'persistent, quality, or "a+b") gives the Table V ablation'))
 
 register(Strategy('duse', 'DUSE', frozenset({'softmax'}), ROUNDS,
                   score=_softmax_score(uncertainty.margin),
@@ -341,6 +350,132 @@ def _trajectory_of_pool(model, start, pool, train, seed, batch_size):
   return state, history, trajectory
 
 
+def required_outputs(strategy: Strategy, options: Mapping[str, Any]) -> frozenset[str]:
+  """What the trained scorer must provide for ``strategy`` with ``options``."""
+  needs = set(strategy.needs)
+  if strategy.name == 'grand' and options.get('last_layer'):
+    needs |= {'embedding', 'softmax'}
+  return frozenset(needs)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedScorer:
+  """A scorer trained once on the starting set, and its outputs on both sets.
+
+  Any number of strategies (and budgets) select from one :class:`TrainedScorer`
+  (:func:`select_with`): the coreset experiment trains one per model and seed for all of
+  its methods and rates. ``needs`` says which outputs were computed.
+  """
+
+  model: nn.Module
+  variables: Any
+  start: SignalPool
+  pool: SignalPool
+  pool_is_start: bool
+  needs: frozenset[str]
+  pool_out: Mapping[str, np.ndarray]
+  start_out: Mapping[str, np.ndarray]
+  trajectory: dynamics_lib.Dynamics | None
+  history: list[dict]
+  seconds: float
+
+
+def train_scorer(model: nn.Module, start: SignalPool, pool: SignalPool, *,
+                 needs: frozenset[str] | set[str], train: TrainConfig, seed: int,
+                 batch_size: int = 1024) -> TrainedScorer:
+  """Trains ``model`` on ``start`` and computes what ``needs`` asks for on ``pool``.
+
+  The pool *is* the starting set (coreset selection) when both hold the same ids; then
+  training dynamics are recorded at every presentation (``fit_recording``), else after
+  every epoch on the pool in eval mode (see the module docstring). Softmax and embedding
+  outputs are computed for the pool (and for the starting set when it differs).
+  """
+  t0 = time.time()
+  needs = frozenset(needs)
+  pool_is_start = len(pool) == len(start) and np.array_equal(pool.ids, start.ids)
+  trajectory = None
+  if 'trajectory' in needs and pool_is_start:
+    state, history, trajectory = fit_recording(model, pool, train, seed=seed)
+  elif 'trajectory' in needs:
+    state, history, trajectory = _trajectory_of_pool(model, start, pool, train, seed,
+                                                     batch_size)
+  else:
+    state, history = fit(model, start, train, seed=seed)
+  variables = state.variables
+  pool_out, start_out = {}, {}
+  if needs & {'softmax', 'embedding'}:
+    pool_out = features.pool_outputs(model, variables, pool, batch_size=batch_size)
+    if not pool_is_start:
+      start_out = features.pool_outputs(model, variables, start, batch_size=batch_size)
+  return TrainedScorer(model, variables, start, pool, pool_is_start, needs, pool_out,
+                       start_out, trajectory, history, time.time() - t0)
+
+
+def _check_budget(budget: int, pool: SignalPool, quotas: np.ndarray | None) -> None:
+  if not 0 < budget <= len(pool):
+    raise ConfigError(f'cannot select {budget} of the {len(pool)} pool samples')
+  if quotas is not None and int(np.sum(quotas)) != budget:
+    raise ConfigError(f'class quotas sum to {int(np.sum(quotas))}, not the budget {budget}')
+
+
+def select_with(strategy: str | Strategy, scorer: TrainedScorer, budget: int, *, seed: int,
+                quotas: np.ndarray | None = None, options: Mapping[str, Any] | None = None,
+                batch_size: int = 1024) -> Selection:
+  """Selects ``budget`` pool samples with ``strategy`` from an already trained scorer.
+
+  Same arguments as :func:`select_one_shot` (``seed`` drives the random draws: ties,
+  tiers, the first k-center point); the scorer must have been trained with every output
+  the strategy needs. Active-learning rounds (DUSE) retrain and cannot use it. The
+  selection's ``seconds`` are those of the selection alone.
+  """
+  t0 = time.time()
+  strategy = get(strategy) if isinstance(strategy, str) else strategy
+  options = resolve_options(strategy, options)
+  _check_budget(budget, scorer.pool, quotas)
+  rng = np.random.default_rng(derive_seed(seed, 'select', strategy.name))
+  pool = scorer.pool
+  if strategy.direction == RANDOM:
+    positions = (select.uniform(len(pool), budget, rng) if quotas is None
+                 else select.class_balanced_uniform(pool.y, quotas, rng))
+    return Selection(positions, None, [], time.time() - t0)
+  if strategy.direction == ROUNDS:
+    raise ConfigError(f'{strategy.name} retrains its scorer over rounds; use '
+                      'select_one_shot or amrjax.expansion.expand')
+  missing = required_outputs(strategy, options) - scorer.needs
+  if missing:
+    raise ConfigError(f'{strategy.name} needs {", ".join(sorted(missing))} from the scorer; '
+                      'train it with train_scorer(needs=...) including them')
+  if strategy.name == 'foqus' and int(np.min(scorer.trajectory.presentations)) < 2:
+    raise ConfigError('FoQuS needs at least 2 presentations of every sample (T >= 2 '
+                      'selection epochs)')
+  ctx = Context(scorer.model, scorer.variables, scorer.start, pool, scorer.pool_is_start,
+                scorer.pool_out, scorer.start_out, scorer.trajectory, options,
+                min(batch_size, strategy.max_batch or batch_size), rng)
+
+  scores = None
+  if strategy.direction == GREEDY:
+    run = lambda members, k: strategy.greedy(ctx, members, k)  # noqa: E731
+    positions = (np.sort(run(np.arange(len(pool)), budget)) if quotas is None
+                 else select.per_class(pool.y, quotas, run))
+  else:
+    scores = np.asarray(strategy.score(ctx), np.float64)
+    if strategy.direction == TIERED:
+      pick = lambda members, k: members[select.tiered(  # noqa: E731
+          scores[members], k, rng, shares=options['shares'])]
+      positions = (pick(np.arange(len(pool)), budget) if quotas is None
+                   else select.per_class(pool.y, quotas, pick))
+    else:
+      largest = strategy.direction == LARGEST
+      positions = (
+          np.sort(select.top_k(scores, budget, largest=largest, tie_rng=rng)) if quotas is None
+          else select.class_balanced_top_k(scores, pool.y, quotas, largest=largest,
+                                           tie_rng=rng))
+  if len(np.unique(positions)) != budget:
+    raise RuntimeError(f'{strategy.name} returned {len(np.unique(positions))} distinct '
+                       f'samples for a budget of {budget}')
+  return Selection(np.sort(positions).astype(np.int64), scores, [], time.time() - t0)
+
+
 def select_one_shot(strategy: str | Strategy, model: nn.Module | None, start: SignalPool,
                     pool: SignalPool, budget: int, *, train: TrainConfig, seed: int,
                     quotas: np.ndarray | None = None,
@@ -368,67 +503,25 @@ def select_one_shot(strategy: str | Strategy, model: nn.Module | None, start: Si
   t0 = time.time()
   strategy = get(strategy) if isinstance(strategy, str) else strategy
   options = resolve_options(strategy, options)
-  if not 0 < budget <= len(pool):
-    raise ConfigError(f'cannot select {budget} of the {len(pool)} pool samples')
-  if quotas is not None and int(np.sum(quotas)) != budget:
-    raise ConfigError(f'class quotas sum to {int(np.sum(quotas))}, not the budget {budget}')
-  rng = np.random.default_rng(derive_seed(seed, 'select', strategy.name))
-  if strategy.direction == RANDOM:
-    positions = (select.uniform(len(pool), budget, rng) if quotas is None
-                 else select.class_balanced_uniform(pool.y, quotas, rng))
-    return Selection(positions, None, [], time.time() - t0)
-  if model is None:
-    raise ConfigError(f'{strategy.name} needs a scorer model')
-  min_epochs = 2 if strategy.name == 'foqus' else 1
-  if train.epochs < min_epochs:
-    raise ConfigError(f'{strategy.name} needs at least {min_epochs} selection epoch(s), got '
-                      f'{train.epochs}')
-
+  _check_budget(budget, pool, quotas)
+  if strategy.direction != RANDOM:
+    if model is None:
+      raise ConfigError(f'{strategy.name} needs a scorer model')
+    min_epochs = 2 if strategy.name == 'foqus' else 1
+    if train.epochs < min_epochs:
+      raise ConfigError(f'{strategy.name} needs at least {min_epochs} selection epoch(s), '
+                        f'got {train.epochs}')
   if strategy.direction == ROUNDS:
     return _expand(strategy, model, start, pool, budget, train, seed, quotas, options,
                    batch_size, t0)
-  pool_is_start = len(pool) == len(start) and np.array_equal(pool.ids, start.ids)
-  trajectory = None
-  if 'trajectory' in strategy.needs and pool_is_start:
-    state, history, trajectory = fit_recording(model, pool, train, seed=seed)
-  elif 'trajectory' in strategy.needs:
-    state, history, trajectory = _trajectory_of_pool(model, start, pool, train, seed,
-                                                     batch_size)
+  if strategy.direction == RANDOM:
+    scorer = TrainedScorer(None, None, start, pool, False, frozenset(), {}, {}, None, [], 0.0)
   else:
-    state, history = fit(model, start, train, seed=seed)
-  variables = state.variables
-
-  pool_out, start_out = {}, {}
-  if strategy.needs & {'softmax', 'embedding'} or (
-      strategy.name == 'grand' and options['last_layer']):
-    pool_out = features.pool_outputs(model, variables, pool, batch_size=batch_size)
-    if not pool_is_start:
-      start_out = features.pool_outputs(model, variables, start, batch_size=batch_size)
-  ctx = Context(model, variables, start, pool, pool_is_start, pool_out, start_out,
-                trajectory, options, min(batch_size, strategy.max_batch or batch_size), rng)
-
-  scores = None
-  if strategy.direction == GREEDY:
-    run = lambda members, k: strategy.greedy(ctx, members, k)  # noqa: E731
-    positions = (np.sort(run(np.arange(len(pool)), budget)) if quotas is None
-                 else select.per_class(pool.y, quotas, run))
-  else:
-    scores = np.asarray(strategy.score(ctx), np.float64)
-    if strategy.direction == TIERED:
-      pick = lambda members, k: members[select.tiered(  # noqa: E731
-          scores[members], k, rng, shares=options['shares'])]
-      positions = (pick(np.arange(len(pool)), budget) if quotas is None
-                   else select.per_class(pool.y, quotas, pick))
-    else:
-      largest = strategy.direction == LARGEST
-      positions = (
-          np.sort(select.top_k(scores, budget, largest=largest, tie_rng=rng)) if quotas is None
-          else select.class_balanced_top_k(scores, pool.y, quotas, largest=largest,
-                                           tie_rng=rng))
-  if len(np.unique(positions)) != budget:
-    raise RuntimeError(f'{strategy.name} returned {len(np.unique(positions))} distinct '
-                       f'samples for a budget of {budget}')
-  return Selection(np.sort(positions).astype(np.int64), scores, history, time.time() - t0)
+    scorer = train_scorer(model, start, pool, needs=required_outputs(strategy, options),
+                          train=train, seed=seed, batch_size=batch_size)
+  selection = select_with(strategy, scorer, budget, seed=seed, quotas=quotas,
+                          options=options, batch_size=batch_size)
+  return dataclasses.replace(selection, history=scorer.history, seconds=time.time() - t0)
 
 
 def _expand(strategy, model, start, pool, budget, train, seed, quotas, options, batch_size,

@@ -36,6 +36,13 @@ def optional_int(value: str) -> int | None:
   return _parse('an integer or "all"', int, value, 'expected a count')
 
 
+def optional_float(value: str) -> float | None:
+  """'none' or '' -> None, else a float."""
+  if str(value).lower() in ('none', ''):
+    return None
+  return _parse('a number or "none"', float, value, 'expected a number')
+
+
 def floats(values) -> tuple[float, ...]:
   return tuple(_parse('a number', float, v, 'expected numbers') for v in values)
 

@@ -129,7 +129,27 @@ def foqus_quality(dynamics: Dynamics, beta: float = 0.1) -> jax.Array:
   return (dynamics.correct.astype(jnp.float32) - beta * dynamics.loss_sum) / t
 
 
-def foqus_score(dynamics: Dynamics, beta: float = 0.1) -> jax.Array:
+FOQUS_COMPONENTS = ('forgetting', 'persistent', 'quality')
+"""The three terms of the FoQuS score (Eq. 8), in the paper's order (Table V ablation)."""
+
+
+def foqus_components(dynamics: Dynamics, beta: float = 0.1) -> dict[str, jax.Array]:
+  """The three normalised terms of FoQuS Eq. 8, each (n,) float32.
+
+  ``'forgetting'``: S_forget / (T - 1); ``'persistent'``: S_persist_err / (T - 1);
+  ``'quality'``: S_quality (Eq. 7). NaN for samples with fewer than T = 2 presentations.
+  """
+  t = dynamics.presentations.astype(jnp.float32)
+  valid = t >= 2
+  per_transition = lambda counts: jnp.where(  # noqa: E731
+      valid, counts.astype(jnp.float32) / (t - 1.0), jnp.nan)
+  return {'forgetting': per_transition(dynamics.forgetting),
+          'persistent': per_transition(dynamics.persistent),
+          'quality': jnp.where(valid, foqus_quality(dynamics, beta), jnp.nan)}
+
+
+def foqus_score(dynamics: Dynamics, beta: float = 0.1,
+                components: tuple[str, ...] = FOQUS_COMPONENTS) -> jax.Array:
   """FoQuS Eq. 8: S_forget / (T - 1) + S_persist_err / (T - 1) + S_quality, (n,) float32.
 
   Needs T >= 2 presentations; samples with fewer get NaN, which every selection refuses.
@@ -137,8 +157,12 @@ def foqus_score(dynamics: Dynamics, beta: float = 0.1) -> jax.Array:
   Args:
     dynamics: counters from T epochs of training on the pool.
     beta: weight of the mean cross-entropy in the quality score (FoQuS: 0.1).
+    components: which terms to add (default all three); a subset gives the single-metric
+      and pairwise scores of the Table V ablation.
   """
-  t = dynamics.presentations.astype(jnp.float32)
-  transitions = (dynamics.forgetting + dynamics.persistent).astype(jnp.float32)
-  score = transitions / (t - 1.0) + foqus_quality(dynamics, beta)
-  return jnp.where(t >= 2, score, jnp.nan)
+  unknown = set(components) - set(FOQUS_COMPONENTS)
+  if unknown or not components:
+    raise ValueError(f'FoQuS components must be a non-empty subset of {FOQUS_COMPONENTS}, '
+                     f'got {tuple(components)}')
+  terms = foqus_components(dynamics, beta)
+  return sum(terms[name] for name in components)

@@ -74,6 +74,15 @@ def test_foqus_score_matches_equations_4_to_8():
   np.testing.assert_array_equal(dynamics.persistent_error_counts(state), persist)
   np.testing.assert_allclose(dynamics.foqus_quality(state, beta=0.1), quality, rtol=1e-5)
   np.testing.assert_allclose(dynamics.foqus_score(state, beta=0.1), expected, rtol=1e-5)
+  # The Table V ablation: any subset of the three terms, each term as in the reference.
+  terms = {'forgetting': forget / (t - 1), 'persistent': persist / (t - 1),
+           'quality': quality}
+  for subset in [('forgetting',), ('quality',), ('persistent', 'quality'),
+                 ('forgetting', 'persistent')]:
+    np.testing.assert_allclose(dynamics.foqus_score(state, beta=0.1, components=subset),
+                               sum(terms[c] for c in subset), rtol=1e-5, atol=1e-7)
+  with pytest.raises(ValueError, match='subset'):
+    dynamics.foqus_score(state, components=('forgetting', 'margin'))
 
 
 def test_foqus_score_is_nan_without_two_presentations():

@@ -1,0 +1,272 @@
+"""The FoQuS experiment: class-balanced coresets at several rates, trained on and tested.
+
+For every seed and selection model, the selection model is trained on the full training
+split for ``selection_epochs`` (T) with its training dynamics recorded, and every method
+selects a class-balanced coreset at every rate from that one trained scorer
+(``amrjax.coreset``). Each coreset then trains every evaluation model from scratch for
+``eval_epochs`` and is tested on the test split. By default each selection model evaluates
+its own coresets (FoQuS Tables I/II: "the same model structure for selection and
+testing"); ``eval_models`` evaluates every selection model's coresets on each of them
+(Table III, A -> B).
+
+The data: the SNR > ``min_snr`` dB vectors ("high SNR data", Sec. IV-A; the paper does not
+give the threshold, we use DUSE's 10 dB), optionally ``max_per_cell`` per (class, SNR)
+cell, split per cell into train and test by the dataset's train fraction with a fixed
+``split_seed``. The seed varies the scorer, the draws and the evaluation trainings.
+
+``ablation=True`` replaces the methods by FoQuS Table V: each score term alone, each pair
+and all three. Printed tables: one per (selection -> evaluation) model pair, methods by
+rate plus the Avg column (mean over rates), as the paper lays out Tables I/II/V. ``run``
+writes ``config.json``, ``metrics.jsonl``, ``runs.jsonl`` (each test result as it is
+produced), ``selected/*.npy`` (training-split ids of every coreset) and ``results.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from amrjax import coreset, models, report, strategies
+from amrjax.data import sources, splits as splits_lib
+from amrjax.errors import ConfigError
+from amrjax.rundir import RunDir
+from amrjax.seeding import derive_seed
+from amrjax.train import TrainConfig, evaluate, fit
+
+FULL = 'full'
+"""Pseudo-method: the evaluation model trained on the whole training split (the
+reference a coreset approximates, FoQuS Eq. 1); listed with the methods to include it."""
+
+# 'quick' fits the default command into ~10 minutes on a 2-core CPU (README has the time):
+# one selection model (CNN1D, the cheaper one), 40 vectors per (class, SNR) cell of the
+# stand-in, three rates, short training. 40 evaluation epochs, not fewer: a 5 % coreset is
+# 70 vectors (3 steps an epoch), and after 12 epochs CNN1D's BatchNorm running statistics
+# still lag its weights so far that every coreset, even one it fits 100 %, tested at chance
+# (measured: 9.09 % for 10 of 11 methods; 19-23 % after 40 epochs). 'paper' is FoQuS Sec. IV-B: rates 1-30 %, CNN1D and
+# CNN2D, 50 evaluation epochs, 3 repeats. The selection epochs T are not given in the
+# paper; 20 is our choice (DUSE's scorer epochs).
+PRESETS: dict[str, dict] = {
+    'quick': dict(rates=(0.05, 0.1, 0.3), seeds=(0,), selection_models=('cnn1d',),
+                  selection_epochs=8, eval_epochs=40, batch_size=32, max_per_cell=40,
+                  synthetic_per_cell=40),
+    'paper': dict(rates=(0.01, 0.05, 0.1, 0.2, 0.3), seeds=(0, 1, 2),
+                  selection_models=('cnn1d', 'cnn2d'), selection_epochs=20, eval_epochs=50,
+                  batch_size=128, max_per_cell=None, synthetic_per_cell=None),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class CoresetConfig:
+  """Everything that defines a FoQuS run (``config.json`` holds exactly this)."""
+
+  dataset: str = 'rml2016.10a'
+  preset: str = 'quick'
+  rates: tuple[float, ...] = PRESETS['quick']['rates']
+  seeds: tuple[int, ...] = PRESETS['quick']['seeds']
+  selection_models: tuple[str, ...] = PRESETS['quick']['selection_models']
+  eval_models: tuple[str, ...] = ()
+  methods: tuple[str, ...] = coreset.CORESET_METHODS
+  ablation: bool = False
+  selection_epochs: int = PRESETS['quick']['selection_epochs']
+  eval_epochs: int = PRESETS['quick']['eval_epochs']
+  batch_size: int = PRESETS['quick']['batch_size']
+  learning_rate: float = 1e-3
+  min_snr: float | None = 10
+  max_per_cell: int | None = PRESETS['quick']['max_per_cell']
+  class_balanced: bool = True
+  split_seed: int = 0
+  data_dir: str | None = None
+  cache_dir: str | None = None
+  synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']
+  allow_synthetic: bool = True
+  strategy_options: dict = dataclasses.field(default_factory=dict)
+
+  @classmethod
+  def from_preset(cls, preset: str = 'quick', **overrides) -> CoresetConfig:
+    """The preset's settings with ``overrides`` on top."""
+    if preset not in PRESETS:
+      raise ConfigError(f'unknown preset {preset!r}; choose one of {", ".join(PRESETS)}')
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+      raise ConfigError(f'unknown FoQuS setting(s): {", ".join(sorted(unknown))}')
+    return cls(**{**PRESETS[preset], **overrides, 'preset': preset})
+
+  def __post_init__(self):
+    if not self.rates or not self.seeds or not self.selection_models:
+      raise ConfigError('give at least one rate, one seed and one selection model')
+    for rate in self.rates:
+      if not 0 < rate <= 1:
+        raise ConfigError(f'coreset rate must be in (0, 1], got {rate}; write 5 % as 0.05')
+    if self.selection_epochs < 2 or self.eval_epochs < 1:
+      raise ConfigError('FoQuS needs at least 2 selection epochs and 1 evaluation epoch')
+    methods = coreset.ablation_methods() if self.ablation else self.methods
+    canonical = [FULL if m.strip().lower() == FULL else coreset.parse_method(m).name
+                 for m in methods]
+    object.__setattr__(self, 'methods', tuple(dict.fromkeys(canonical)))
+    for name, options in self.strategy_options.items():
+      strategies.resolve_options(strategies.get(name), options)
+    for field in ('selection_models', 'eval_models'):
+      object.__setattr__(self, field, tuple(dict.fromkeys(
+          models.canonical_name(m) for m in getattr(self, field))))
+
+  def pairs(self) -> list[tuple[str, str]]:
+    """(selection model, evaluation model) pairs, one table each."""
+    if not self.eval_models:
+      return [(m, m) for m in self.selection_models]
+    return [(a, b) for a in self.selection_models for b in self.eval_models]
+
+  def method_label(self, method: str) -> str:
+    if method == FULL:
+      return 'Full training set'
+    return coreset.parse_method(method).label
+
+
+def rate_label(rate: float) -> str:
+  return f'{rate * 100:g}%'
+
+
+AVG = 'Avg'
+
+
+def load_split(config: CoresetConfig, log: Callable[[str], None] = print):
+  """(dataset, train, test) for ``config``: SNR filter, per-cell cap, per-cell split."""
+  data = sources.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
+                      synthetic_per_cell=config.synthetic_per_cell,
+                      allow_synthetic=config.allow_synthetic, notify=log)
+  rng = np.random.default_rng([config.split_seed, 0x5EED])
+  pool = splits_lib.filter_snr(data.pool, config.min_snr)
+  pool = splits_lib.subsample_cells(pool, config.max_per_cell, rng)
+  train, test = splits_lib.split_train_test(pool, data.spec.train_fraction, rng)
+  return data, train.in_memory(), test.in_memory()
+
+
+def run(config: CoresetConfig, workdir: Path | str, *,
+        log: Callable[[str], None] = print) -> dict:
+  """Runs the experiment of ``config``, writes the run directory, returns the results."""
+  run_dir = RunDir(workdir)
+  run_dir.write_json('config.json', dataclasses.asdict(config))
+  t_start = time.time()
+  data, train, test = load_split(config, log)
+  spec = data.spec
+  for rate in config.rates:  # fail before any training
+    coreset.coreset_budget(rate, len(train), spec.num_classes)
+  log(f'{spec.name} ({data.origin["kind"]}): train {len(train):,}  test {len(test):,}  '
+      f'SNR > {config.min_snr} dB')
+  selection_train = TrainConfig(config.selection_epochs, config.batch_size,
+                                config.learning_rate)
+  eval_train = TrainConfig(config.eval_epochs, config.batch_size, config.learning_rate)
+  selecting = [m for m in config.methods if m != FULL]
+
+  runs = []
+  for seed in config.seeds:
+    eval_seed = derive_seed(seed, 'coreset-evaluation')
+
+    def train_and_test(method, rate, sel_name, eval_name, pool):
+      evaluator = models.get(eval_name, spec.num_classes, spec.length)
+      tag = dict(seed=seed, method=method, rate=rate, selection_model=sel_name,
+                 eval_model=eval_name, phase='evaluation')
+      t0 = time.time()
+      state, _ = fit(evaluator, pool, eval_train, seed=eval_seed,
+                     on_epoch=lambda m: run_dir.log_metrics({**tag, **m}))
+      result = evaluate(evaluator, state.variables, test)
+      record = dict(method=method, rate=rate, seed=seed, selection_model=sel_name,
+                    eval_model=eval_name, train_size=len(pool),
+                    class_counts=pool.class_counts().tolist(), test=result.to_json(),
+                    seconds=time.time() - t0)
+      runs.append(record)
+      run_dir.append_jsonl('runs.jsonl', record)  # kept even if a later run fails
+      where = '' if rate is None else f' at {rate_label(rate)}'
+      log(f'[seed {seed}] {models.label(sel_name)} -> {models.label(eval_name)}: '
+          f'{config.method_label(method)}{where}: test accuracy {result.accuracy:.2%} on '
+          f'{len(pool):,} vectors ({record["seconds"]:.0f} s)')
+
+    for sel_name in config.selection_models:
+      scorer_model = models.get(sel_name, spec.num_classes, spec.length)
+      eval_names = [b for a, b in config.pairs() if a == sel_name]
+      t0 = time.time()
+
+      def on_selected(method, rate, selection, sel_name=sel_name):
+        run_dir.write_ids(f'selected/{method.name.replace(":", "-")}-{sel_name}-seed{seed}-'
+                          f'r{rate:g}.npy', train.ids[selection.positions])
+
+      scorer, selections = coreset.select_coresets(
+          scorer_model, train, selecting, config.rates, train_config=selection_train,
+          seed=derive_seed(seed, 'coreset-scorer', sel_name),
+          class_balanced=config.class_balanced, options=config.strategy_options,
+          on_selected=on_selected)
+      if scorer is not None:
+        for record in scorer.history:
+          run_dir.log_metrics({'seed': seed, 'selection_model': sel_name,
+                               'phase': 'selection', **record})
+      log(f'[seed {seed}] {models.label(sel_name)}: trained the scorer for '
+          f'{config.selection_epochs} epochs and selected {len(selections)} coresets '
+          f'({time.time() - t0:.0f} s)')
+      for eval_name in eval_names:
+        if FULL in config.methods:
+          train_and_test(FULL, None, sel_name, eval_name, train)
+        for rate in config.rates:
+          for method in selecting:
+            pool = train.subset(selections[(method, rate)].positions)
+            train_and_test(method, rate, sel_name, eval_name, pool)
+
+  tables = result_tables(config, spec.name, data.origin['kind'], runs)
+  results = {
+      'config': dataclasses.asdict(config),
+      'data': data.origin,
+      'dataset': {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length},
+      'splits': {'train': len(train), 'test': len(test)},
+      'table': tables[0],
+      'tables': tables,
+      'runs': runs,
+      'seconds': time.time() - t_start,
+  }
+  run_dir.write_json('results.json', results)
+  for table in tables:
+    log(report.text_table(table['rows'], table['columns'], title=table['title'],
+                          row_header=table['row_header']))
+  log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
+  return results
+
+
+def result_tables(config: CoresetConfig, dataset: str, data_kind: str,
+                  runs: Sequence[dict]) -> list[dict]:
+  """One table per (selection, evaluation) model pair: methods by rate, plus Avg.
+
+  A cell holds the test accuracy of every seed; Avg holds, per seed, the mean over the
+  rates (FoQuS Tables I/II). The full-training-set row fills every rate column. Each
+  table is ``{'title', 'row_header', 'columns', 'rows': {label: {column: [acc]}},
+  'summary': {label: {column: {'mean', 'std', 'n'}}}}``.
+  """
+  columns = [rate_label(r) for r in config.rates] + [AVG]
+  what = 'FoQuS ablation (Table V)' if config.ablation else 'Coreset selection'
+  tables = []
+  for sel_name, eval_name in config.pairs():
+    rows: dict[str, dict[str, list]] = {config.method_label(m): {} for m in config.methods}
+    per_seed: dict[tuple[str, int], list[float]] = {}
+    for record in runs:
+      if (record['selection_model'], record['eval_model']) != (sel_name, eval_name):
+        continue
+      label = config.method_label(record['method'])
+      accuracy = record['test']['accuracy']
+      cols = ([rate_label(r) for r in config.rates] if record['rate'] is None
+              else [rate_label(record['rate'])])
+      for col in cols:
+        rows[label].setdefault(col, []).append(accuracy)
+        per_seed.setdefault((label, record['seed']), []).append(accuracy)
+    for (label, _), values in per_seed.items():
+      if len(values) == len(config.rates):  # Avg only over complete rows
+        rows[label].setdefault(AVG, []).append(float(np.mean(values)))
+    tables.append({
+        'title': (f'{what} on {dataset} ({data_kind} data), {models.label(sel_name)} -> '
+                  f'{models.label(eval_name)}: test accuracy %, mean ± std over '
+                  f'{len(config.seeds)} seed(s)'),
+        'row_header': 'Method / rate',
+        'columns': columns,
+        'rows': rows,
+        'summary': report.summarize(rows),
+    })
+  return tables

@@ -1,0 +1,74 @@
+"""End-to-end: the FoQuS experiment at tiny size, its tables and files, its one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from amrjax import coreset_experiment
+from amrjax.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_coresets_are_selected_trained_on_and_tabulated(tiny_spec, tmp_path):
+  config = coreset_experiment.CoresetConfig(
+      dataset=tiny_spec.name, cache_dir=str(tmp_path / 'cache'), data_dir=str(tmp_path),
+      rates=(0.25, 0.5), seeds=(0,), selection_models=('2d-cnn',), min_snr=None,
+      methods=('uniform', 'margin', 'foqus', 'full', 'foqus:quality+forgetting'),
+      selection_epochs=2, eval_epochs=1, batch_size=16, max_per_cell=None)
+  assert config.methods == ('uniform', 'margin', 'foqus', 'full', 'foqus:forgetting+quality')
+  assert config.pairs() == [('cnn2d', 'cnn2d')]
+  results = coreset_experiment.run(config, tmp_path / 'run', log=lambda _: None)
+  train_size = results['splits']['train']
+  runs = results['runs']
+  assert len(runs) == 1 + 4 * 2  # the full set once, then 4 methods x 2 rates
+  for run in runs:
+    assert 0 <= run['test']['accuracy'] <= 1
+    if run['method'] == 'full':
+      assert run['train_size'] == train_size
+      continue
+    budget = round(run['rate'] * train_size)
+    assert run['train_size'] == budget
+    assert max(run['class_counts']) - min(run['class_counts']) <= 1
+    name = run['method'].replace(':', '-')
+    ids = np.load(tmp_path / 'run' / 'selected' / f'{name}-cnn2d-seed0-r{run["rate"]:g}.npy')
+    assert len(np.unique(ids)) == budget
+  table = results['table']
+  assert table['columns'] == ['25%', '50%', 'Avg']
+  assert '2D-CNN -> 2D-CNN' in table['title']
+  margin = next(r for r in runs if r['method'] == 'margin' and r['rate'] == 0.25)
+  other = next(r for r in runs if r['method'] == 'margin' and r['rate'] == 0.5)
+  avg = table['rows']['Margin']['Avg']
+  assert avg == pytest.approx([(margin['test']['accuracy'] + other['test']['accuracy']) / 2])
+  full = table['rows']['Full training set']
+  assert full['25%'] == full['50%'] and 'FoQuS: Forgetting + Quality' in table['rows']
+  lines = (tmp_path / 'run' / 'runs.jsonl').read_text().splitlines()
+  assert len(lines) == len(runs)
+  assert json.loads((tmp_path / 'run' / 'config.json').read_text())['rates'] == [0.25, 0.5]
+
+
+def test_settings_are_checked_before_any_training():
+  with pytest.raises(ConfigError, match='at least 2 selection epochs'):
+    coreset_experiment.CoresetConfig(selection_epochs=1)
+  with pytest.raises(ConfigError, match='unknown FoQuS setting'):
+    coreset_experiment.CoresetConfig.from_preset('quick', rounds=3)
+  config = coreset_experiment.CoresetConfig(ablation=True, selection_models=('cnn1d',),
+                                            eval_models=('cnn2d', 'signet'))
+  assert config.methods[-1] == 'foqus' and len(config.methods) == 7
+  assert config.pairs() == [('cnn1d', 'cnn2d'), ('cnn1d', 'signet')]
+
+
+def test_driver_errors_are_one_line(tmp_path):
+  env = {**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'}
+  proc = subprocess.run(
+      [sys.executable, '-m', 'experiments.foqus', '--methods=uniform,foqus:margin',
+       f'--workdir={tmp_path / "w"}'], cwd=REPO, env=env, capture_output=True, text=True,
+      timeout=120)
+  assert proc.returncode == 2
+  lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+  assert len(lines) == 1 and lines[0].startswith('error: FoQuS components'), proc.stderr
