@@ -143,6 +143,24 @@ def test_cosine_schedule_decays_the_step_to_zero():
     TrainConfig(schedule='linear')
 
 
+def test_fit_with_the_cosine_schedule_from_a_fresh_state_only():
+  pool = _easy_pool(4)
+  model = models.get('cnn2d', 2, 128)
+  config = TrainConfig(epochs=2, batch_size=8, learning_rate=1e-2, schedule='cosine')
+  state, history = fit(model, pool, config, seed=0)
+  assert [h['steps'] for h in history] == [1, 2] and np.isfinite(history[-1]['loss'])
+  constant, constant_history = fit(
+      model, pool, TrainConfig(epochs=2, batch_size=8, learning_rate=1e-2), seed=0)
+  # One step an epoch: the first steps are equal (full rate), so are both epochs' losses
+  # (measured before each update); the second cosine step is at half the rate.
+  assert [h['loss'] for h in history] == pytest.approx(
+      [h['loss'] for h in constant_history], rel=1e-5)
+  assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(constant.params),
+                                                   jax.tree.leaves(state.params)))
+  with pytest.raises(ConfigError, match='fresh state'):
+    fit(model, pool, config, seed=0, state=state)
+
+
 def test_early_stopping_returns_the_best_validation_epoch():
   pool = _easy_pool(16)
   model = models.get('cnn2d', 2, 128)
