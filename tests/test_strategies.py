@@ -39,21 +39,36 @@ def sets():
   return models.get('cnn2d', 4, 128), start, aux
 
 
-@pytest.mark.parametrize('name', sorted(
-    set(strategies.DUSE_BASELINES) | set(strategies.FOQUS_BASELINES) | {'el2n', 'foqus',
-                                                                        'duse'}))
-def test_one_shot_selection_meets_budget_and_quotas(name, sets):
+@pytest.fixture(scope='module')
+def scorer(sets):
+  """One scorer trained on D_T with every output any strategy needs."""
   model, start, aux = sets
-  train = TrainConfig(epochs=2, batch_size=8)
+  needs = frozenset().union(*(strategies.get(n).needs for n in strategies.names()))
+  return strategies.train_scorer(model, start, aux, needs=needs,
+                                 train=TrainConfig(epochs=2, batch_size=8), seed=0)
+
+
+@pytest.mark.parametrize('name', sorted(
+    set(strategies.DUSE_BASELINES) | set(strategies.FOQUS_BASELINES) | {'el2n', 'foqus'}))
+def test_every_strategy_meets_budget_and_quotas(name, scorer):
+  aux = scorer.pool
   options = FAST_OPTIONS.get(name)
-  sel = strategies.select_one_shot(name, model, start, aux, 10, train=train, seed=0,
-                                   options=options)
+  sel = strategies.select_with(name, scorer, 10, seed=0, options=options)
   assert len(sel.positions) == 10 and len(np.unique(sel.positions)) == 10
   assert np.all(np.diff(sel.positions) > 0) and sel.positions.max() < len(aux)
-  quotas = select.balanced_quotas(start.class_counts(), 8, aux.class_counts())
-  sel = strategies.select_one_shot(name, model, start, aux, 8, train=train, seed=0,
-                                   quotas=quotas, options=options)
+  quotas = select.balanced_quotas(scorer.start.class_counts(), 8, aux.class_counts())
+  sel = strategies.select_with(name, scorer, 8, seed=0, quotas=quotas, options=options)
   np.testing.assert_array_equal(np.bincount(aux.y[sel.positions], minlength=4), quotas)
+
+
+def test_duse_one_shot_meets_budget_and_balanced_quotas(sets):
+  model, start, aux = sets
+  train = TrainConfig(epochs=2, batch_size=8)
+  quotas = select.balanced_quotas(start.class_counts(), 8, aux.class_counts())
+  sel = strategies.select_one_shot('duse', model, start, aux, 8, train=train, seed=0,
+                                   quotas=quotas)
+  np.testing.assert_array_equal(np.bincount(aux.y[sel.positions], minlength=4), quotas)
+  assert len(sel.history) >= 2  # the scorer trained in every round
 
 
 def test_coreset_mode_records_dynamics_on_the_pool_itself(sets):
