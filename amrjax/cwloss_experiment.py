@@ -1,0 +1,449 @@
+"""The AFNet CW-loss experiment: Table I (k of the top-k entropy) and Table II (other models).
+
+Data (AFNet Sec. IV-A): every SNR (RML2016.10a: -20..18 dB), split 8:2 into train and test
+inside every (class, SNR) cell, with the split fixed across seeds (``split_seed``). Early
+stopping needs a validation pool the paper does not describe; ``validation_fraction``
+(default 10 %) of every training cell is held out for it and is neither trained on nor
+weighted.
+
+For every seed:
+
+- Table I: the weight model (AFNet) is trained with cross-entropy (stage one, the
+  "w/o CW loss" row); its eval-mode softmax outputs on the training vectors give the weights
+  for each k (Eq. 9-10), and for each k a stage-two model is trained with the CW loss
+  (Eq. 11) and tested.
+- Table II: every model of ``models`` is trained with cross-entropy (its "w/o" entry) and,
+  with the weights of the weight model's stage one at ``table2_k``, with the CW loss.
+
+A model's stage two uses the seed of its stage one and, unless ``warm_start``, starts from the
+same initialisation (``amrjax.cwloss``). Every test is summarised by the average and the
+maximum accuracy over SNR levels (``amrjax.cwloss.snr_summary``). ``run`` writes
+``config.json``, ``metrics.jsonl`` (per-epoch metrics), ``runs.jsonl`` (each test result as it
+is produced), ``weights/*.npy`` (the weights with the training ids they belong to) and
+``results.json`` into the run directory, prints the tables and returns the results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from amrjax import cwloss, models, report
+from amrjax.data import sources, splits as splits_lib
+from amrjax.data.pool import SignalPool
+from amrjax.errors import ConfigError
+from amrjax.fileio import atomic_write
+from amrjax.rundir import RunDir
+from amrjax.seeding import derive_seed
+from amrjax.train import TrainConfig, TrainState, evaluate, fit
+
+TABLE1, TABLE2 = 'table1', 'table2'
+TABLES = (TABLE1, TABLE2)
+CE, CW = 'ce', 'cw'
+
+# Presets. 'quick' is a minutes-long smoke run of the whole protocol on a 2-core CPU: one seed,
+# 10 vectors per (class, SNR) cell of the synthetic stand-in (7 train, 1 validation, 2 test per
+# cell: 1,540 / 220 / 440 vectors over all 20 SNRs of RML2016.10a), 3 epochs, batch 32 (with
+# 1,540 vectors, 512 would give 3 updates per epoch); patience 2 only keeps the best of the 3
+# epochs. It is too short for the Table II models to learn on this stand-in (measured: CLDNN,
+# IC-AMCNet and ResNet stay at chance for 8 such epochs, LSTM2 reaches 12 %), so it checks the
+# pipeline, not the paper's numbers. 'paper' is AFNet Sec. IV: the whole dataset, every SNR,
+# Adam 1e-3, batch 512, patience 15, at most 300 epochs.
+PRESETS: dict[str, dict] = {
+    'quick': dict(seeds=(0,), epochs=3, patience=2, batch_size=32, synthetic_per_cell=10,
+                  max_per_cell=None, eval_batch_size=256),
+    'paper': dict(seeds=(0, 1, 2), epochs=300, patience=15, batch_size=512,
+                  synthetic_per_cell=None, max_per_cell=None, eval_batch_size=1024),
+}
+
+# The whole train, validation and test signals are held in memory below this size.
+IN_MEMORY_LIMIT_BYTES = 4 << 30
+
+
+@dataclasses.dataclass(frozen=True)
+class CwLossConfig:
+  """Everything that defines a CW-loss run (``config.json`` holds exactly this).
+
+  Attributes:
+    tables: which of ``'table1'`` (k sweep) and ``'table2'`` (other models) to run.
+    ks: the k values of Table I (AFNet: 2, 3, 4).
+    table2_k: the k of the weights Table II trains with (AFNet: 3, its best).
+    weight_model: the model whose stage one gives the weights (AFNet).
+    models: Table II's models (AFNet: ResNet, CLDNN, LSTM2, IC-AMCNet).
+    epochs: the most epochs of every training (with early stopping).
+    patience: early-stopping patience in epochs (AFNet: 15); None trains every epoch.
+    validation_fraction: share of every training cell held out for early stopping.
+    max_per_cell: vectors kept per (class, SNR) cell before splitting; None keeps all.
+    min_snr: keep SNR > min_snr dB; None (AFNet) keeps every SNR.
+    warm_start: stage two continues from stage one instead of starting afresh.
+    eval_batch_size: rows per eval-mode pass when scoring and testing.
+  """
+
+  dataset: str = 'rml2016.10a'
+  preset: str = 'quick'
+  tables: tuple[str, ...] = TABLES
+  ks: tuple[int, ...] = (2, 3, 4)
+  table2_k: int = cwloss.PAPER_K
+  weight_model: str = 'afnet'
+  models: tuple[str, ...] = ('resnet', 'cldnn', 'lstm2', 'icamcnet')
+  seeds: tuple[int, ...] = PRESETS['quick']['seeds']
+  epochs: int = PRESETS['quick']['epochs']
+  patience: int | None = PRESETS['quick']['patience']
+  batch_size: int = PRESETS['quick']['batch_size']
+  learning_rate: float = 1e-3
+  validation_fraction: float = 0.1
+  max_per_cell: int | None = PRESETS['quick']['max_per_cell']
+  min_snr: float | None = None
+  split_seed: int = 0
+  warm_start: bool = False
+  eval_batch_size: int = PRESETS['quick']['eval_batch_size']
+  data_dir: str | None = None
+  cache_dir: str | None = None
+  synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']
+  allow_synthetic: bool = True
+
+  @classmethod
+  def from_preset(cls, preset: str = 'quick', **overrides) -> CwLossConfig:
+    """The preset's settings with ``overrides`` on top."""
+    if preset not in PRESETS:
+      raise ConfigError(f'unknown preset {preset!r}; choose one of {", ".join(PRESETS)}')
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+      raise ConfigError(f'unknown CW-loss setting(s): {", ".join(sorted(unknown))}')
+    return cls(**{**PRESETS[preset], **overrides, 'preset': preset})
+
+  def __post_init__(self):
+    tables = tuple(dict.fromkeys(t.strip().lower() for t in self.tables))
+    bad = [t for t in tables if t not in TABLES]
+    if bad or not tables:
+      raise ConfigError(f'unknown table(s) {", ".join(bad) or "(none given)"}; choose from '
+                        f'{", ".join(TABLES)}')
+    object.__setattr__(self, 'tables', tables)
+    object.__setattr__(self, 'ks', tuple(dict.fromkeys(int(k) for k in self.ks)))
+    for k in self.ks + (self.table2_k,):
+      if k < 2:
+        raise ConfigError(f'the top-k entropy needs k >= 2, got k = {k}')
+    if TABLE1 in tables and not self.ks:
+      raise ConfigError('Table I needs at least one k (--ks=2,3,4)')
+    if not self.seeds:
+      raise ConfigError('give at least one seed')
+    object.__setattr__(self, 'weight_model', models.canonical_name(self.weight_model))
+    object.__setattr__(self, 'models',
+                       tuple(dict.fromkeys(models.canonical_name(m) for m in self.models)))
+    if TABLE2 in tables and not self.models:
+      raise ConfigError('Table II needs at least one model (--models=resnet,cldnn,...)')
+    if self.epochs < 1:
+      raise ConfigError(f'epochs must be at least 1, got {self.epochs}')
+    if not 0 <= self.validation_fraction < 1:
+      raise ConfigError(f'validation fraction must be in [0, 1), got '
+                        f'{self.validation_fraction}')
+    if self.patience is not None and self.validation_fraction == 0:
+      raise ConfigError('early stopping (patience) needs a validation split; set '
+                        '--validation_fraction above 0 or --patience=none')
+    if self.eval_batch_size < 1:
+      raise ConfigError(f'eval batch size must be at least 1, got {self.eval_batch_size}')
+    self.train_config()  # validates epochs, batch size, learning rate, patience
+
+  def train_config(self) -> TrainConfig:
+    return TrainConfig(self.epochs, self.batch_size, self.learning_rate,
+                       patience=self.patience)
+
+
+@dataclasses.dataclass(frozen=True)
+class CwSplits:
+  """Train (weighted, trained on), validation (early stopping) and test pools."""
+
+  train: SignalPool
+  validation: SignalPool | None
+  test: SignalPool
+
+  def summary(self) -> dict:
+    return {'train': len(self.train), 'test': len(self.test),
+            'validation': 0 if self.validation is None else len(self.validation)}
+
+
+def make_splits(pool: SignalPool, *, train_fraction: float, validation_fraction: float,
+                min_snr: float | None = None, max_per_cell: int | None = None,
+                split_seed: int = 0) -> CwSplits:
+  """AFNet's split: train/test per (class, SNR) cell, then validation carved from train.
+
+  Args:
+    pool: the whole dataset.
+    train_fraction: the train share of every cell (AFNet: 0.8).
+    validation_fraction: the share of every training cell held out for early stopping.
+    min_snr: keep SNR > min_snr dB; None keeps every SNR (AFNet).
+    max_per_cell: keep at most this many vectors per cell first; None keeps all.
+    split_seed: seeds the subsampling and both splits.
+  """
+  rng = np.random.default_rng([split_seed, 0xC1055])
+  pool = splits_lib.filter_snr(pool, min_snr)
+  pool = splits_lib.subsample_cells(pool, max_per_cell, rng)
+  train, test = splits_lib.split_train_test(pool, train_fraction, rng)
+  validation = None
+  if validation_fraction > 0:
+    train, validation = splits_lib.split_train_test(train, 1 - validation_fraction, rng)
+    if len(validation) == 0:
+      raise ConfigError(f'a validation fraction of {validation_fraction} leaves no '
+                        'validation vectors in cells this small; raise '
+                        '--validation_fraction or --synthetic_per_cell')
+  if len(train) == 0 or len(test) == 0:
+    raise ConfigError(f'the split left {len(train)} training and {len(test)} test vectors; '
+                      'use more vectors per cell')
+  return CwSplits(train, validation, test)
+
+
+def _in_memory(splits: CwSplits) -> CwSplits:
+  pools = [splits.train, splits.test] + (
+      [] if splits.validation is None else [splits.validation])
+  memory = pools[0]
+  for p in pools[1:]:
+    memory = memory.union(p)
+  memory = memory.in_memory()
+  rebind = lambda p: None if p is None else memory.take_ids(p.ids)
+  return CwSplits(rebind(splits.train), rebind(splits.validation), rebind(splits.test))
+
+
+def row_label(model: str, loss: str, k: int | None, weight_model: str) -> str:
+  """How the per-SNR table names a trained model."""
+  name = models.label(model)
+  if loss == CE:
+    return f'{name} w/o CW loss'
+  source = '' if model == weight_model else f', {models.label(weight_model)} weights'
+  return f'{name} + CW loss (k = {k}{source})'
+
+
+def weight_summary(weights: np.ndarray, pool: SignalPool) -> dict:
+  """Mean and spread of the weights, and their mean per SNR and per class (AFNet Fig. 6)."""
+  q = np.quantile(weights, [0.1, 0.5, 0.9])
+  return {
+      'mean': float(weights.mean()), 'std': float(weights.std()),
+      'min': float(weights.min()), 'max': float(weights.max()),
+      'q10': float(q[0]), 'median': float(q[1]), 'q90': float(q[2]),
+      'per_snr': {int(s): float(weights[pool.snr == s].mean()) for s in np.unique(pool.snr)},
+      'per_class': {name: float(weights[pool.y == c].mean())
+                    for c, name in enumerate(pool.classes) if np.any(pool.y == c)},
+  }
+
+
+def _kept_epoch(history: Sequence[dict], early_stopping: bool) -> int:
+  """The epoch whose state ``fit`` returned: the lowest validation loss with early
+  stopping (the first on a tie, as ``fit`` keeps it), else the last."""
+  if early_stopping:
+    return min(history, key=lambda h: h['val_loss'])['epoch']
+  return history[-1]['epoch']
+
+
+def run(config: CwLossConfig, workdir: Path | str, *,
+        log: Callable[[str], None] = print) -> dict:
+  """Runs the experiment of ``config``, writes the run directory, returns the results."""
+  run_dir = RunDir(workdir)
+  run_dir.write_json('config.json', dataclasses.asdict(config))
+  t_start = time.time()
+  data = sources.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
+                      synthetic_per_cell=config.synthetic_per_cell,
+                      allow_synthetic=config.allow_synthetic, notify=log)
+  spec = data.spec
+  used_ks = ((config.ks if TABLE1 in config.tables else ()) +
+             ((config.table2_k,) if TABLE2 in config.tables else ()))
+  for k in used_ks:
+    if k > spec.num_classes:
+      raise ConfigError(f'k = {k} exceeds the {spec.num_classes} classes of {spec.name}')
+  splits = make_splits(data.pool, train_fraction=spec.train_fraction,
+                       validation_fraction=config.validation_fraction,
+                       min_snr=config.min_snr, max_per_cell=config.max_per_cell,
+                       split_seed=config.split_seed)
+  if sum(splits.summary().values()) * 2 * spec.length * 4 <= IN_MEMORY_LIMIT_BYTES:
+    splits = _in_memory(splits)
+  log(f'train {len(splits.train):,}  validation {splits.summary()["validation"]:,}  '
+      f'test {len(splits.test):,} vectors, SNR {splits.test.snr.min()}..'
+      f'{splits.test.snr.max()} dB')
+  run_dir.write_ids('weights/train-ids.npy', splits.train.ids)
+
+  needed = ([config.weight_model] +
+            (list(config.models) if TABLE2 in config.tables else []))
+  nets = {name: models.get(name, spec.num_classes, spec.length) for name in needed}
+  train_config = config.train_config()
+  runs: list[dict] = []
+  weight_stats: list[dict] = []
+
+  for seed in config.seeds:
+    stage_one: dict[str, TrainState] = {}
+    done: dict[tuple, dict] = {}
+    weights_of: dict[int, np.ndarray] = {}
+
+    def train_and_test(model_name: str, loss: str, k: int | None = None,
+                       weights: np.ndarray | None = None) -> dict:
+      key = (model_name, loss, k)
+      if key in done:
+        return done[key]
+      net, t0 = nets[model_name], time.time()
+      train_seed = derive_seed(seed, 'cwloss', model_name)
+      tag = dict(seed=seed, model=model_name, loss=loss, k=k)
+      on_epoch = lambda m: run_dir.log_metrics({**tag, **m})
+      if loss == CE:
+        state, history = fit(net, splits.train, train_config, seed=train_seed,
+                             validation=splits.validation, on_epoch=on_epoch)
+        stage_one[model_name] = state
+      else:
+        init = (cwloss.copy_state(stage_one_state(model_name)) if config.warm_start else None)
+        state, history = cwloss.train_stage_two(
+            net, splits.train, weights, train_config, seed=train_seed, state=init,
+            validation=splits.validation, on_epoch=on_epoch)
+      result = evaluate(net, state.variables, splits.test, batch_size=config.eval_batch_size)
+      summary = cwloss.snr_summary(result.per_snr)
+      record = dict(seed=seed, model=model_name, loss=loss, k=k,
+                    weights_from=None if loss == CE else config.weight_model,
+                    warm_start=config.warm_start and loss == CW,
+                    train_size=len(splits.train), epochs_trained=len(history),
+                    kept_epoch=_kept_epoch(history, config.patience is not None),
+                    average_accuracy=summary.average, max_accuracy=summary.maximum,
+                    best_snr=summary.best_snr,
+                    test=result.to_json(), seconds=time.time() - t0)
+      runs.append(record)
+      run_dir.append_jsonl('runs.jsonl', record)  # kept even if a later run fails
+      done[key] = record
+      label = row_label(model_name, loss, k, config.weight_model)
+      log(f'[seed {seed}] {label}: average {summary.average:.2%}, max {summary.maximum:.2%} '
+          f'(at {summary.best_snr} dB) over {summary.levels} SNRs; {len(history)} epochs, '
+          f'kept {record["kept_epoch"]} ({record["seconds"]:.0f} s)')
+      return record
+
+    def stage_one_state(model_name: str) -> TrainState:
+      train_and_test(model_name, CE)
+      return stage_one[model_name]
+
+    def weights_for(k: int) -> np.ndarray:
+      if k not in weights_of:
+        state = stage_one_state(config.weight_model)
+        w = cwloss.confidence_weights(nets[config.weight_model], state.variables,
+                                      splits.train, k, batch_size=config.eval_batch_size)
+        weights_of[k] = w
+        with atomic_write(run_dir.file(
+            f'weights/{config.weight_model}-seed{seed}-k{k}.npy')) as f:
+          np.save(f, w)
+        stats = weight_summary(w, splits.train)
+        weight_stats.append(dict(seed=seed, model=config.weight_model, k=k, **stats))
+        run_dir.append_jsonl('weights.jsonl', weight_stats[-1])
+        log(f'[seed {seed}] {models.label(config.weight_model)} weights (k = {k}): mean '
+            f'{stats["mean"]:.3f}, median {stats["median"]:.3f}, 10-90 % '
+            f'{stats["q10"]:.3f}..{stats["q90"]:.3f}; mean at the lowest / highest SNR '
+            f'{stats["per_snr"][min(stats["per_snr"])]:.3f} / '
+            f'{stats["per_snr"][max(stats["per_snr"])]:.3f}')
+      return weights_of[k]
+
+    if TABLE1 in config.tables:
+      train_and_test(config.weight_model, CE)
+      for k in config.ks:
+        train_and_test(config.weight_model, CW, k, weights_for(k))
+    if TABLE2 in config.tables:
+      w = weights_for(config.table2_k)
+      for model_name in config.models:
+        train_and_test(model_name, CE)
+        train_and_test(model_name, CW, config.table2_k, w)
+
+  tables = result_tables(config, spec.name, data.origin['kind'], runs)
+  results = {
+      'config': dataclasses.asdict(config),
+      'data': data.origin,
+      'dataset': {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length},
+      'splits': splits.summary(),
+      'tables': tables,
+      'runs': runs,
+      'weights': weight_stats,
+      'seconds': time.time() - t_start,
+  }
+  run_dir.write_json('results.json', results)
+  for table in tables.values():
+    log(report.text_table(table['rows'], table['columns'], title=table['title'],
+                          row_header=table['row_header']))
+  log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
+  return results
+
+
+AVG, MAX = 'Average acc', 'Max acc'
+TABLE2_COLUMNS = ('Avg w/o CW', 'Avg + CW', 'Δ Avg', 'Max w/o CW', 'Max + CW', 'Δ Max')
+
+
+def _find(runs: Sequence[dict], seed: int, model: str, loss: str, k: int | None = None):
+  for r in runs:
+    if (r['seed'], r['model'], r['loss']) == (seed, model, loss) and (
+        loss == CE or r['k'] == k):
+      return r
+  return None
+
+
+def result_tables(config: CwLossConfig, dataset: str, data_kind: str,
+                  runs: Sequence[dict]) -> dict[str, dict]:
+  """The printed tables, by name (``'table1'``, ``'table2'``, ``'per_snr'``).
+
+  Each is ``{'title', 'row_header', 'columns', 'rows': {label: {column: [value per seed]}},
+  'summary': {label: {column: {'mean', 'std', 'n'}}}}``; values are accuracies (fractions;
+  the Δ columns are per-seed differences, CW minus w/o).
+  """
+  seeds = f'mean ± std over {len(config.seeds)} seed(s)'
+  where = f'{dataset} ({data_kind} data)'
+  snrs = sorted({int(s) for r in runs for s in r['test']['per_snr']})
+  span = f'{snrs[0]}..{snrs[-1]} dB' if snrs else 'no SNRs'
+  weight_label = models.label(config.weight_model)
+  tables = {}
+  if TABLE1 in config.tables:
+    rows = {'w/o CW loss': {AVG: [], MAX: []}}
+    rows.update({f'k = {k}': {AVG: [], MAX: []} for k in config.ks})
+    for seed in config.seeds:
+      for label, loss, k in ([('w/o CW loss', CE, None)] +
+                             [(f'k = {k}', CW, k) for k in config.ks]):
+        r = _find(runs, seed, config.weight_model, loss, k)
+        if r is not None:
+          rows[label][AVG].append(r['average_accuracy'])
+          rows[label][MAX].append(r['max_accuracy'])
+    tables[TABLE1] = _table(
+        f'Table I: {weight_label} with the CW loss on {where}, accuracy % over SNRs {span} '
+        f'(average and maximum over SNR levels), {seeds}', 'Loss', [AVG, MAX], rows)
+  if TABLE2 in config.tables:
+    rows = {}
+    for model in config.models:
+      cells = {c: [] for c in TABLE2_COLUMNS}
+      for seed in config.seeds:
+        base = _find(runs, seed, model, CE)
+        cw = _find(runs, seed, model, CW, config.table2_k)
+        if base is None or cw is None:
+          continue
+        for metric, (plain_col, cw_col, delta_col) in (
+            ('average_accuracy', TABLE2_COLUMNS[:3]), ('max_accuracy', TABLE2_COLUMNS[3:])):
+          cells[plain_col].append(base[metric])
+          cells[cw_col].append(cw[metric])
+          cells[delta_col].append(cw[metric] - base[metric])
+      rows[models.label(model)] = cells
+    tables[TABLE2] = _table(
+        f'Table II: models retrained with {weight_label}\'s weights (k = {config.table2_k}) '
+        f'on {where}, accuracy % over SNRs {span}, {seeds}', 'Model', list(TABLE2_COLUMNS),
+        rows)
+  rows = {}
+  for r in runs:
+    label = row_label(r['model'], r['loss'], r['k'], config.weight_model)
+    cells = rows.setdefault(label, {})
+    for snr, acc in r['test']['per_snr'].items():
+      cells.setdefault(str(int(snr)), []).append(acc)
+  # One number per cell: the seeds' mean (the spread would make 20 columns unreadable).
+  means = {label: {c: [float(np.mean(v))] for c, v in cells.items()}
+           for label, cells in rows.items()}
+  tables['per_snr'] = dict(
+      _table(f'Test accuracy % per SNR (dB) on {where}, mean over {len(config.seeds)} '
+             'seed(s)', 'Model', [str(s) for s in snrs], means),
+      summary=_summarize(rows))
+  return tables
+
+
+def _table(title: str, row_header: str, columns: list[str], rows: dict) -> dict:
+  return {'title': title, 'row_header': row_header, 'columns': columns, 'rows': rows,
+          'summary': _summarize(rows)}
+
+
+def _summarize(rows: dict[str, dict[str, list]]) -> dict:
+  return {label: {col: dict(zip(('mean', 'std'), report.mean_std(vals)), n=len(vals))
+                  for col, vals in cols.items() if vals}
+          for label, cols in rows.items()}

@@ -1,0 +1,79 @@
+r"""AFNet's confidence-weighted loss (Shi et al. 2022): Table I (k) and Table II (other models).
+
+  python -m experiments.cwloss --dataset=rml2016.10a                  # quick preset
+  python -m experiments.cwloss --dataset=rml2016.10a --preset=paper
+  python -m experiments.cwloss --tables=table2 --models=resnet,cldnn --seeds=0,1,2
+
+Flags left unset take the preset's value (``amrjax.cwloss_experiment.PRESETS``).
+"""
+
+from __future__ import annotations
+
+from absl import app, flags
+
+from amrjax import cwloss_experiment
+from experiments import common
+
+flags.DEFINE_string('dataset', 'rml2016.10a', 'rml2016.10a (AFNet), rml2016.10b, '
+                    'rml2016.04c, rml2018.01a or sig2019.')
+flags.DEFINE_enum('preset', 'quick', list(cwloss_experiment.PRESETS),
+                  'quick: minutes on a laptop CPU; paper: AFNet Sec. IV.')
+flags.DEFINE_string('data_dir', None, 'Folder holding the real dataset file; default '
+                    '$AMRJAX_DATA_DIR or ./data. Without it the synthetic stand-in is used.')
+flags.DEFINE_string('cache_dir', None, 'Where the synthetic stand-in is cached; default '
+                    '$AMRJAX_CACHE_DIR or ~/.cache/amrjax.')
+flags.DEFINE_string('synthetic_per_cell', None, "Vectors per (class, SNR) cell of the "
+                    "synthetic stand-in ('all' = the real file's count; quick preset: 10, "
+                    "paper: all).")
+flags.DEFINE_boolean('allow_synthetic', True, 'Use the synthetic stand-in when the real '
+                     'file is absent; --noallow_synthetic makes a missing file an error.')
+flags.DEFINE_list('tables', None, 'Which tables to run: table1 (k sweep on the weight '
+                  'model), table2 (other models with its weights). Default both.')
+flags.DEFINE_list('ks', None, 'k values of the top-k entropy for Table I (paper: 2,3,4).')
+flags.DEFINE_integer('table2_k', None, 'k of the weights Table II trains with (paper: 3).')
+flags.DEFINE_string('weight_model', None, 'Model whose stage one computes the weights '
+                    '(paper: afnet).')
+flags.DEFINE_list('models', None, 'Table II models (paper: resnet,cldnn,lstm2,icamcnet).')
+flags.DEFINE_list('seeds', None, 'Seeds; each trains every model afresh.')
+flags.DEFINE_integer('epochs', None, 'Most epochs per training (early stopping may stop '
+                     'sooner).')
+flags.DEFINE_string('patience', None, "Early-stopping patience in epochs (paper: 15); "
+                    "'none' trains every epoch.")
+flags.DEFINE_float('validation_fraction', None, 'Share of every training (class, SNR) cell '
+                   'held out for early stopping (not given by the paper; default 0.1).')
+flags.DEFINE_string('max_per_cell', None, "Vectors kept per (class, SNR) cell before "
+                    "splitting ('all' keeps every one).")
+flags.DEFINE_integer('batch_size', None, 'Training batch size (paper: 512).')
+flags.DEFINE_float('learning_rate', None, 'Adam learning rate (paper: 1e-3).')
+flags.DEFINE_boolean('warm_start', None, 'Stage two continues from the stage-one model '
+                     'instead of retraining from the same initialisation.')
+flags.DEFINE_string('workdir', None, 'Run directory; default runs/cwloss/<dataset>-<preset>-'
+                    '<time>.')
+
+FLAGS = flags.FLAGS
+_PARSERS = {
+    'ks': common.ints, 'seeds': common.ints, 'tables': tuple, 'models': tuple,
+    'patience': common.optional_int, 'max_per_cell': common.optional_int,
+    'synthetic_per_cell': common.optional_int,
+}
+OVERRIDABLE = ['dataset', 'data_dir', 'cache_dir', 'synthetic_per_cell', 'allow_synthetic',
+               'tables', 'ks', 'table2_k', 'weight_model', 'models', 'seeds', 'epochs',
+               'patience', 'validation_fraction', 'max_per_cell', 'batch_size',
+               'learning_rate', 'warm_start']
+
+
+def main(argv):
+  del argv
+
+  def body():
+    overrides = common.explicit_flags(OVERRIDABLE, _PARSERS)
+    overrides.setdefault('dataset', FLAGS.dataset)
+    config = cwloss_experiment.CwLossConfig.from_preset(FLAGS.preset, **overrides)
+    workdir = FLAGS.workdir or common.default_workdir('cwloss', config.dataset, config.preset)
+    cwloss_experiment.run(config, workdir, log=common.log)
+
+  common.run_reporting_errors(body)
+
+
+if __name__ == '__main__':
+  app.run(main)
