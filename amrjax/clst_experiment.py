@@ -1,0 +1,423 @@
+"""The ClST experiment: a ClST teacher, its students alone and distilled, on 3 % and 5 %.
+
+Hou et al. 2024 (arXiv:2312.17446, ``papers/clst-summary.md``): ClST is trained on a random
+3 % or 5 % of the data, the remaining vectors are split into validation and test, and the
+trained ClST teaches KD-CNN and KD-MobileNet by signal knowledge distillation (SKD,
+``amrjax.distill``). Adam, learning rate 0.01, batch 256, cosine decay, 100 epochs.
+
+For every seed and training fraction:
+
+1. split the dataset (:func:`few_shot_split`): the fraction of every (class, SNR) cell to
+   train, the rest halved into validation and test per cell;
+2. train the teacher (ClST) and test it;
+3. for every student: train it alone (cross-entropy) and distilled from the teacher (the
+   SKD loss), from the same initialisation, batch order and settings, and test both.
+
+Each model's parameter count and per-sample inference time (``amrjax.distill``) is measured
+once. ``run`` writes ``config.json``, ``metrics.jsonl`` (every epoch), ``runs.jsonl`` (each
+result as it is produced) and ``results.json`` into the run directory and prints the table:
+rows teacher, each student alone and distilled; columns test accuracy per fraction,
+parameters and microseconds per sample.
+
+Choices the paper leaves open (as far as the summary tells):
+- "3 %" is of the whole dataset (after the optional SNR filter), drawn per (class, SNR)
+  cell (round(n * fraction) per cell), and all SNRs are used (``min_snr = None``);
+- the remaining vectors are split validation : test = ``validation_share`` : rest per cell
+  (default 1 : 1);
+- every seed draws its own split; teacher and students of one seed and fraction share it;
+- the validation set is only monitored (val loss and accuracy per epoch in
+  ``metrics.jsonl``); the final-epoch model is tested (the cosine schedule ends at a
+  learning rate of 0), with no best-epoch selection or early stopping;
+- the students are trained with the teacher's optimiser settings and ``epochs`` (the paper
+  names separate SKD learning rates but gives no values);
+- the SKD loss weights and temperature: ``amrjax.distill.DistillationLoss``'s defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from amrjax import distill as distill_lib
+from amrjax import models, report
+from amrjax.data import sources, splits as splits_lib
+from amrjax.data.pool import SignalPool
+from amrjax.errors import ConfigError
+from amrjax.rundir import RunDir
+from amrjax.seeding import derive_seed
+from amrjax.train import TrainConfig, TrainingDivergedError, fit, predict_logits
+from amrjax.train.loop import COSINE, SCHEDULES, accuracy_report
+
+TEACHER, ALONE, DISTILLED = 'teacher', 'alone', 'distilled'
+
+# Presets. 'paper' is ClST Sec. IV (as summarised): 3 % and 5 %, Adam 0.01, batch 256,
+# cosine decay, 100 epochs; every vector of the dataset. 'quick' finishes in minutes on a
+# 2-core CPU: a 22,000-vector stand-in (100 per cell), one fraction (5 %: 1,100 training
+# vectors), 10 epochs at batch 64 (batch 256 would give 5 steps per epoch), 5 validation
+# and 5 test vectors per cell, no per-epoch validation. Its learning rate is the paper's
+# 0.01 scaled to batch 64 by the linear scaling rule (Goyal et al. 2017): 0.0025. At 0.01
+# ClST did not learn in 10 epochs (train and test accuracy 13-14 % on 11 classes, loss
+# stuck near ln 11; measured). KD-MobileNet is the slowest model to train and run on a
+# CPU (XLA's depthwise convolutions), so it dominates the quick time.
+PRESETS: dict[str, dict] = {
+    'quick': dict(fractions=(0.05,), seeds=(0,), epochs=10, teacher_epochs=10, batch_size=64,
+                  learning_rate=0.0025, synthetic_per_cell=100, eval_per_cell=5,
+                  validate=False, inference_repeats=5),
+    'paper': dict(fractions=(0.03, 0.05), seeds=(0,), epochs=100, teacher_epochs=100,
+                  batch_size=256, learning_rate=0.01, synthetic_per_cell=None,
+                  eval_per_cell=None, validate=True, inference_repeats=10),
+}
+
+# Validation and test signals are held in memory when they take less.
+IN_MEMORY_LIMIT_BYTES = 4 << 30
+
+
+@dataclasses.dataclass(frozen=True)
+class ClstConfig:
+  """Everything that defines a ClST/SKD run (``config.json`` holds exactly this).
+
+  Attributes:
+    dataset: a registered dataset name.
+    preset: the preset the settings came from.
+    fractions: training fractions of the dataset (0.03 = 3 %).
+    teacher: the teacher model (ClST).
+    students: the student models.
+    seeds: one split and one set of trainings per seed.
+    epochs: student epochs (alone and distilled).
+    teacher_epochs: teacher epochs.
+    batch_size, learning_rate, schedule: Adam settings of every training.
+    hard_weight, soft_weight, temperature: the SKD loss (``amrjax.distill``).
+    validation_share: validation share of the vectors not trained on (rest: test).
+    eval_per_cell: at most this many validation and this many test vectors per
+      (class, SNR) cell; None keeps all.
+    validate: evaluate the validation set after every epoch (val loss and accuracy).
+    min_snr: keep vectors with SNR above this (dB); None keeps all.
+    eval_batch_size: rows per forward call when testing and computing teacher logits
+      (the last batch is padded to it).
+    inference_batch_size, inference_repeats: the per-sample inference timing.
+    data_dir, cache_dir, synthetic_per_cell, allow_synthetic: as ``sources.load``.
+  """
+
+  dataset: str = 'rml2016.10a'
+  preset: str = 'quick'
+  fractions: tuple[float, ...] = (0.03, 0.05)
+  teacher: str = 'clst'
+  students: tuple[str, ...] = ('kd_cnn', 'kd_mobilenet')
+  seeds: tuple[int, ...] = PRESETS['quick']['seeds']
+  epochs: int = PRESETS['quick']['epochs']
+  teacher_epochs: int = PRESETS['quick']['teacher_epochs']
+  batch_size: int = PRESETS['quick']['batch_size']
+  learning_rate: float = PRESETS['quick']['learning_rate']
+  schedule: str = COSINE
+  hard_weight: float = distill_lib.DistillationLoss.hard_weight
+  soft_weight: float = distill_lib.DistillationLoss.soft_weight
+  temperature: float = distill_lib.DistillationLoss.temperature
+  validation_share: float = 0.5
+  eval_per_cell: int | None = PRESETS['quick']['eval_per_cell']
+  validate: bool = PRESETS['quick']['validate']
+  min_snr: float | None = None
+  eval_batch_size: int = 256
+  inference_batch_size: int = 256
+  inference_repeats: int = PRESETS['quick']['inference_repeats']
+  data_dir: str | None = None
+  cache_dir: str | None = None
+  synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']
+  allow_synthetic: bool = True
+
+  @classmethod
+  def from_preset(cls, preset: str = 'quick', **overrides) -> ClstConfig:
+    """The preset's settings with ``overrides`` on top."""
+    if preset not in PRESETS:
+      raise ConfigError(f'unknown preset {preset!r}; choose one of {", ".join(PRESETS)}')
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+      raise ConfigError(f'unknown ClST setting(s): {", ".join(sorted(unknown))}')
+    return cls(**{**PRESETS[preset], **overrides, 'preset': preset})
+
+  def __post_init__(self):
+    if not self.fractions or not self.seeds or not self.students:
+      raise ConfigError('give at least one training fraction, one seed and one student')
+    for fraction in self.fractions:
+      if not 0 < fraction < 1:
+        raise ConfigError(f'training fraction must be in (0, 1), got {fraction}; write 3 % '
+                          'as 0.03')
+    if len(set(self.fractions)) != len(self.fractions):
+      raise ConfigError(f'training fractions repeat: {self.fractions}')
+    if not 0 < self.validation_share < 1:
+      raise ConfigError(f'validation share must be in (0, 1), got {self.validation_share}')
+    if self.epochs < 1 or self.teacher_epochs < 1:
+      raise ConfigError('epochs and teacher_epochs must be at least 1')
+    if min(self.eval_batch_size, self.inference_batch_size, self.inference_repeats) < 1:
+      raise ConfigError('eval_batch_size, inference_batch_size and inference_repeats must be '
+                        'at least 1')
+    if self.eval_per_cell is not None and self.eval_per_cell < 1:
+      raise ConfigError(f'eval_per_cell must be at least 1 (or None), got '
+                        f'{self.eval_per_cell}')
+    if self.schedule not in SCHEDULES:
+      raise ConfigError(f'unknown learning-rate schedule {self.schedule!r}; choose one of '
+                        f'{", ".join(SCHEDULES)}')
+    # Build the loss and the training settings once, so bad values fail here.
+    distill_lib.DistillationLoss(self.hard_weight, self.soft_weight, self.temperature)
+    TrainConfig(self.epochs, self.batch_size, self.learning_rate, self.schedule)
+    object.__setattr__(self, 'teacher', models.canonical_name(self.teacher))
+    students = tuple(dict.fromkeys(models.canonical_name(s) for s in self.students))
+    object.__setattr__(self, 'students', students)
+
+  @property
+  def distillation_loss(self) -> distill_lib.DistillationLoss:
+    return distill_lib.DistillationLoss(self.hard_weight, self.soft_weight, self.temperature)
+
+  @property
+  def student_training(self) -> TrainConfig:
+    return TrainConfig(self.epochs, self.batch_size, self.learning_rate, self.schedule)
+
+  @property
+  def teacher_training(self) -> TrainConfig:
+    return TrainConfig(self.teacher_epochs, self.batch_size, self.learning_rate,
+                       self.schedule)
+
+  def row_label(self, model: str, role: str) -> str:
+    name = models.label(model)
+    return {TEACHER: f'{name} (teacher)', ALONE: f'{name} alone',
+            DISTILLED: f'{name} distilled'}[role]
+
+  def row_keys(self) -> list[tuple[str, str]]:
+    """(model, role) of every table row, in order."""
+    return [(self.teacher, TEACHER)] + [(s, role) for s in self.students
+                                        for role in (ALONE, DISTILLED)]
+
+
+def fraction_label(fraction: float) -> str:
+  return f'{fraction * 100:g}%'
+
+
+@dataclasses.dataclass(frozen=True)
+class FewShotSplit:
+  """train, validation and test: pairwise disjoint, each stratified by (class, SNR)."""
+
+  train: SignalPool
+  validation: SignalPool
+  test: SignalPool
+
+  def check(self) -> FewShotSplit:
+    """Raises unless the three pools are pairwise disjoint."""
+    for a, b, what in ((self.train, self.validation, 'train and validation'),
+                       (self.train, self.test, 'train and test'),
+                       (self.validation, self.test, 'validation and test')):
+      shared = np.intersect1d(a.ids, b.ids)
+      if shared.size:
+        raise RuntimeError(f'split invariant broken: {what} share {shared.size} ids')
+    return self
+
+  def summary(self) -> dict:
+    return {name: len(getattr(self, name)) for name in ('train', 'validation', 'test')}
+
+  def held_out_in_memory(self) -> FewShotSplit:
+    """The same split with validation and test over one in-memory copy of their signals."""
+    memory = self.validation.union(self.test).in_memory()
+    return FewShotSplit(self.train, memory.take_ids(self.validation.ids),
+                        memory.take_ids(self.test.ids))
+
+
+def few_shot_split(pool: SignalPool, fraction: float, *, seed: int,
+                   validation_share: float = 0.5, min_snr: float | None = None,
+                   eval_per_cell: int | None = None) -> FewShotSplit:
+  """ClST's split: ``fraction`` of every (class, SNR) cell to train, the rest to
+  validation and test.
+
+  Args:
+    pool: the whole dataset.
+    fraction: round(n * fraction) vectors of each cell of n go to train.
+    seed: drives every draw.
+    validation_share: round(m * share) of the m remaining vectors of a cell go to
+      validation, the others to test.
+    min_snr: keep vectors with SNR strictly above this first (None keeps all).
+    eval_per_cell: then keep at most this many validation and this many test vectors per
+      cell (None keeps all).
+  """
+  rng = np.random.default_rng([seed, 0xC157])
+  pool = splits_lib.filter_snr(pool, min_snr)
+  train, rest = splits_lib.split_train_test(pool, fraction, rng)
+  missing = [name for c, name in enumerate(pool.classes) if not np.any(train.y == c)]
+  if missing:
+    raise ConfigError(f'{fraction:.2%} of every (class, SNR) cell leaves no training vector '
+                      f'of {", ".join(missing)}; use a larger fraction or more vectors per '
+                      'cell (--synthetic_per_cell)')
+  if len(rest) == 0:
+    raise ConfigError(f'nothing is left for validation and test after taking {fraction:.2%} '
+                      'of every cell; use a smaller fraction')
+  validation, test = splits_lib.split_train_test(rest, validation_share, rng)
+  if len(validation) == 0 or len(test) == 0:
+    raise ConfigError('too few vectors per (class, SNR) cell to split the rest into '
+                      'validation and test; use more vectors per cell')
+  validation = splits_lib.subsample_cells(validation, eval_per_cell, rng)
+  test = splits_lib.subsample_cells(test, eval_per_cell, rng)
+  return FewShotSplit(train, validation, test).check()
+
+
+def run(config: ClstConfig, workdir: Path | str, *,
+        log: Callable[[str], None] = print) -> dict:
+  """Runs the experiment of ``config``, writes the run directory, returns the results."""
+  run_dir = RunDir(workdir)
+  run_dir.write_json('config.json', dataclasses.asdict(config))
+  t_start = time.time()
+  data = sources.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
+                      synthetic_per_cell=config.synthetic_per_cell,
+                      allow_synthetic=config.allow_synthetic, notify=log)
+  spec = data.spec
+  built = {name: models.get(name, spec.num_classes, spec.length)
+           for name in (config.teacher,) + config.students}
+  teacher = built[config.teacher]
+  complexity: dict[str, dict] = {}
+  runs, split_sizes = [], {}
+
+  def measure(name, state):
+    if name in complexity:
+      return
+    timing = distill_lib.inference_time(built[name], state.variables, length=spec.length,
+                                        batch_size=config.inference_batch_size,
+                                        repeats=config.inference_repeats)
+    complexity[name] = {'label': models.label(name),
+                        'params': distill_lib.parameter_count(state.variables),
+                        'inference': timing.to_json()}
+    run_dir.append_jsonl('runs.jsonl', {'record': 'complexity', 'model': name,
+                                        **complexity[name]})
+    log(f'{models.label(name)}: {complexity[name]["params"]:,} parameters, '
+        f'{timing.microseconds_per_sample:.1f} µs per sample (eval forward, batch '
+        f'{timing.batch_size}, median of {timing.repeats})')
+
+  for seed in config.seeds:
+    for fraction in config.fractions:
+      where = f'[seed {seed}, {fraction_label(fraction)}]'
+      split = few_shot_split(data.pool, fraction, seed=derive_seed(seed, 'split', fraction),
+                             validation_share=config.validation_share,
+                             min_snr=config.min_snr, eval_per_cell=config.eval_per_cell)
+      held_out = (len(split.validation) + len(split.test)) * 2 * spec.length * 4
+      if held_out <= IN_MEMORY_LIMIT_BYTES:
+        split = split.held_out_in_memory()
+      split_sizes[f'{seed}-{fraction:g}'] = split.summary()
+      log(f'{where} train {len(split.train):,}  validation {len(split.validation):,}  '
+          f'test {len(split.test):,}')
+      validation = split.validation if config.validate else None
+
+      def train_and_test(name, role, train_fn, teacher_logits=None):
+        t0 = time.time()
+        tag = dict(seed=seed, fraction=fraction, model=name, role=role)
+        try:
+          state, history = train_fn(lambda m: run_dir.log_metrics({**tag, **m}))
+        except TrainingDivergedError as e:
+          raise TrainingDivergedError(f'{where} {config.row_label(name, role)}: {e}') from None
+        logits = predict_logits(built[name], state.variables, split.test,
+                                batch_size=config.eval_batch_size)
+        predicted = np.argmax(logits, -1)
+        result = accuracy_report(predicted, split.test)
+        record = dict(record='accuracy', seed=seed, fraction=fraction, model=name,
+                      role=role, train_size=len(split.train),
+                      validation_size=len(split.validation), test_size=len(split.test),
+                      epochs=len(history), final_epoch=history[-1], test=result.to_json())
+        note = ''
+        if teacher_logits is not None:
+          agreement = float(np.mean(predicted == np.argmax(teacher_logits, -1)))
+          record['teacher_agreement'] = agreement
+          note = f', agrees with the teacher on {agreement:.1%} of test'
+        record['seconds'] = time.time() - t0
+        runs.append(record)
+        run_dir.append_jsonl('runs.jsonl', record)  # kept even if a later training fails
+        log(f'{where} {config.row_label(name, role)}: test accuracy {result.accuracy:.2%} '
+            f'(train accuracy {history[-1]["accuracy"]:.2%}{note}; '
+            f'{record["seconds"]:.0f} s)')
+        return state, logits
+
+      teacher_state, teacher_logits = train_and_test(
+          config.teacher, TEACHER,
+          lambda on_epoch: fit(teacher, split.train, config.teacher_training,
+                                 seed=derive_seed(seed, 'teacher', fraction),
+                                 validation=validation, on_epoch=on_epoch))
+      measure(config.teacher, teacher_state)
+      for name in config.students:
+        # Alone and distilled start from the same initialisation and see the same batches.
+        student_seed = derive_seed(seed, 'student', name, fraction)
+        student = built[name]
+        state, _ = train_and_test(
+            name, ALONE,
+            lambda on_epoch: fit(student, split.train, config.student_training,
+                                   seed=student_seed, validation=validation,
+                                   on_epoch=on_epoch), teacher_logits)
+        measure(name, state)
+        train_and_test(
+            name, DISTILLED,
+            lambda on_epoch: distill_lib.distill(
+                teacher, teacher_state.variables, student, split.train,
+                config.student_training, seed=student_seed, loss=config.distillation_loss,
+                validation=validation, on_epoch=on_epoch,
+                eval_batch_size=config.eval_batch_size), teacher_logits)
+
+  table = result_table(config, spec.name, data.origin['kind'], runs, complexity)
+  results = {
+      'config': dataclasses.asdict(config),
+      'data': data.origin,
+      'dataset': {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length},
+      'splits': split_sizes,
+      'models': complexity,
+      'table': table,
+      'runs': runs,
+      'seconds': time.time() - t_start,
+  }
+  run_dir.write_json('results.json', results)
+  log(format_table(table))
+  log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
+  return results
+
+
+def result_table(config: ClstConfig, dataset: str, data_kind: str, runs: Sequence[dict],
+                 complexity: dict[str, dict]) -> dict:
+  """The printed table as data.
+
+  ``{'title', 'row_header', 'columns', 'rows': {label: {fraction column: [accuracy per
+  seed]}}, 'summary': {label: {column: {'mean', 'std', 'n'}}}, 'params': {label: int},
+  'us_per_sample': {label: float}}``.
+  """
+  columns = [fraction_label(f) for f in config.fractions]
+  rows: dict[str, dict[str, list]] = {config.row_label(m, r): {} for m, r in config.row_keys()}
+  params, us_per_sample = {}, {}
+  for model, role in config.row_keys():
+    label = config.row_label(model, role)
+    if model in complexity:
+      params[label] = complexity[model]['params']
+      us_per_sample[label] = complexity[model]['inference']['microseconds_per_sample']
+  for record in runs:
+    label = config.row_label(record['model'], record['role'])
+    rows[label].setdefault(fraction_label(record['fraction']), []).append(
+        record['test']['accuracy'])
+  summary = {label: {col: dict(zip(('mean', 'std'), report.mean_std(vals)), n=len(vals))
+                     for col, vals in cols.items()} for label, cols in rows.items()}
+  timing = next(iter(complexity.values()))['inference'] if complexity else None
+  how = ('' if timing is None else
+         f'; µs/sample: eval forward at batch {timing["batch_size"]}, median of '
+         f'{timing["repeats"]}, on {timing["device"]}')
+  title = (f'ClST and SKD on {dataset} ({data_kind} data): test accuracy % by training '
+           f'fraction, mean ± std over {len(config.seeds)} seed(s){how}')
+  return {'title': title, 'row_header': 'Model', 'columns': columns, 'rows': rows,
+          'summary': summary, 'params': params, 'us_per_sample': us_per_sample}
+
+
+def format_table(table: dict) -> str:
+  """The table of :func:`result_table` as fixed-width text: accuracy columns, then
+  'Params' and 'µs/sample'."""
+  header = [table['row_header']] + list(table['columns']) + ['Params', 'µs/sample']
+  cells = []
+  for label, values in table['rows'].items():
+    params = table['params'].get(label)
+    micro = table['us_per_sample'].get(label)
+    cells.append([label] + [report.format_cell(values.get(c, ())) for c in table['columns']]
+                 + ['-' if params is None else f'{params:,}',
+                    '-' if micro is None else f'{micro:.1f}'])
+  widths = [max(len(r[i]) for r in [header] + cells) for i in range(len(header))]
+  line = lambda r: '  '.join(c.ljust(w) if i == 0 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(r, widths)))
+  return '\n'.join([table['title'], line(header), '  '.join('-' * w for w in widths)]
+                   + [line(r) for r in cells])

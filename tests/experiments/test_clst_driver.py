@@ -1,0 +1,127 @@
+"""The ClST/SKD driver at tiny size, its split and its settings.
+
+The smoke test distils a 1D-CNN teacher (``--teacher=cnn1d``) into KD-CNN: ClST takes
+~25 s to initialise and ~40 s to compile its train step on the 2-core CPU, which alone
+would exceed this file's time budget (the same test with the default ClST teacher took
+105 s). ClST itself is tested in ``tests/models/test_clst.py``; the driver code path does
+not depend on the teacher's architecture.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+from amrjax import clst_experiment
+from amrjax.errors import ConfigError
+from experiments import clst as driver
+from tests.helpers import random_pool
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_driver_smoke(tiny_spec, tmp_path, capsys):
+  workdir = tmp_path / 'run'
+  argv = ['clst', f'--dataset={tiny_spec.name}', f'--cache_dir={tmp_path / "cache"}',
+          f'--data_dir={tmp_path}', '--synthetic_per_cell=all', '--fractions=0.25',
+          '--teacher=cnn1d', '--students=kd-cnn', '--epochs=2', '--teacher_epochs=1',
+          '--batch_size=32', '--eval_per_cell=4', '--seeds=3', '--temperature=2',
+          '--inference_batch_size=16', '--inference_repeats=2', f'--workdir={workdir}']
+  with flagsaver.flagsaver():
+    flags.FLAGS(argv)
+    driver.main([])
+  out = capsys.readouterr().out
+  assert 'using the synthetic stand-in' in out
+
+  config = json.loads((workdir / 'config.json').read_text())
+  assert config['fractions'] == [0.25] and config['students'] == ['kd_cnn']
+  assert config['temperature'] == 2 and config['hard_weight'] == 0.1  # default kept
+  assert config['preset'] == 'quick' and config['schedule'] == 'cosine'
+  assert config['teacher'] == 'cnn1d'
+
+  results = json.loads((workdir / 'results.json').read_text())
+  rows = results['table']['rows']
+  assert list(rows) == ['1D-CNN (teacher)', 'KD-CNN alone', 'KD-CNN distilled']
+  assert all(len(cells['25%']) == 1 for cells in rows.values())
+  # 4 classes x 3 SNRs x 40 per cell: 10 per cell to train, 4 + 4 per cell held out.
+  assert results['splits']['3-0.25'] == {'train': 120, 'validation': 48, 'test': 48}
+  runs = results['runs']
+  assert [(r['model'], r['role']) for r in runs] == [
+      ('cnn1d', 'teacher'), ('kd_cnn', 'alone'), ('kd_cnn', 'distilled')]
+  for run in runs:
+    assert 0 <= run['test']['accuracy'] <= 1 and run['test']['count'] == 48
+    assert run['epochs'] == (1 if run['role'] == 'teacher' else 2)
+  assert 0 <= runs[2]['teacher_agreement'] <= 1
+  assert results['models']['kd_cnn']['params'] == 29_259 - 7 * 65  # C = 4, not 11
+  for model in results['models'].values():
+    assert model['inference']['microseconds_per_sample'] > 0
+    assert model['inference']['batch_size'] == 16
+
+  # The printed table: a row per model and role, accuracy per fraction, params, µs/sample.
+  header = next(line for line in out.splitlines() if line.startswith('Model'))
+  assert header.split() == ['Model', '25%', 'Params', 'µs/sample']
+  teacher_row = next(l for l in out.splitlines() if l.startswith('1D-CNN (teacher)'))
+  teacher_params = results['models']['cnn1d']['params']
+  assert f'{teacher_params:,}' in teacher_row
+  assert f'{100 * runs[0]["test"]["accuracy"]:.2f}' in teacher_row
+  distilled_row = next(l for l in out.splitlines() if l.startswith('KD-CNN distilled'))
+  assert '28,804' in distilled_row
+
+  lines = (workdir / 'runs.jsonl').read_text().splitlines()
+  records = [json.loads(line) for line in lines]
+  assert [r['record'] for r in records].count('accuracy') == 3
+  assert [r['model'] for r in records if r['record'] == 'complexity'] == ['cnn1d', 'kd_cnn']
+  metrics = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  assert len(metrics) == 1 + 2 + 2  # one line per epoch trained
+
+
+def test_bad_fraction_is_one_line(tmp_path):
+  env = {**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'}
+  proc = subprocess.run([sys.executable, '-m', 'experiments.clst', '--fractions=3',
+                         f'--workdir={tmp_path / "w"}'], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 2
+  lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+  assert len(lines) == 1 and 'training fraction must be in (0, 1)' in lines[0], proc.stderr
+
+
+def test_presets_and_settings():
+  paper = clst_experiment.ClstConfig.from_preset('paper', seeds=(1, 2))
+  assert paper.fractions == (0.03, 0.05) and paper.epochs == paper.teacher_epochs == 100
+  assert paper.batch_size == 256 and paper.learning_rate == 0.01
+  assert paper.schedule == 'cosine' and paper.synthetic_per_cell is None
+  assert paper.students == ('kd_cnn', 'kd_mobilenet') and paper.seeds == (1, 2)
+  quick = clst_experiment.ClstConfig.from_preset('quick', students=('KD-MobileNet',))
+  assert quick.students == ('kd_mobilenet',) and quick.teacher == 'clst'
+  assert quick.distillation_loss.temperature == 4.0
+  with pytest.raises(ConfigError, match='unknown preset'):
+    clst_experiment.ClstConfig.from_preset('huge')
+  with pytest.raises(ConfigError, match='unknown ClST setting'):
+    clst_experiment.ClstConfig.from_preset('quick', rates=(0.1,))
+  with pytest.raises(ConfigError, match='temperature must be positive'):
+    clst_experiment.ClstConfig(temperature=-1.0)
+  with pytest.raises(ConfigError, match='unknown model'):
+    clst_experiment.ClstConfig(students=('vgg99',))
+
+
+def test_few_shot_split_is_stratified_and_disjoint():
+  pool = random_pool(n=600, num_classes=4, snrs=(0, 10, 20))  # 12 cells of 50
+  split = clst_experiment.few_shot_split(pool, 0.2, seed=0)
+  assert split.summary() == {'train': 120, 'validation': 240, 'test': 240}
+  for part in (split.train, split.validation, split.test):
+    cells = np.unique(np.stack([part.y, part.snr]), axis=1, return_counts=True)[1]
+    assert len(cells) == 12 and len(set(cells.tolist())) == 1  # equal per cell
+  joined = np.concatenate([split.train.ids, split.validation.ids, split.test.ids])
+  assert np.array_equal(np.sort(joined), pool.ids)
+  capped = clst_experiment.few_shot_split(pool, 0.2, seed=0, eval_per_cell=3, min_snr=5)
+  assert capped.summary() == {'train': 80, 'validation': 24, 'test': 24}
+  other = clst_experiment.few_shot_split(pool, 0.2, seed=1)
+  assert not np.array_equal(other.train.ids, split.train.ids)
+  with pytest.raises(ConfigError, match='leaves no training vector'):
+    clst_experiment.few_shot_split(pool, 0.005, seed=0)
