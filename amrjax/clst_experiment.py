@@ -46,6 +46,7 @@ from amrjax import distill as distill_lib
 from amrjax import models, report
 from amrjax.data import sources, splits as splits_lib
 from amrjax.data.pool import SignalPool
+from amrjax import presets
 from amrjax.errors import ConfigError
 from amrjax.rundir import RunDir
 from amrjax.seeding import derive_seed
@@ -131,12 +132,7 @@ class ClstConfig:
   @classmethod
   def from_preset(cls, preset: str = 'quick', **overrides) -> ClstConfig:
     """The preset's settings with ``overrides`` on top."""
-    if preset not in PRESETS:
-      raise ConfigError(f'unknown preset {preset!r}; choose one of {", ".join(PRESETS)}')
-    unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-      raise ConfigError(f'unknown ClST setting(s): {", ".join(sorted(unknown))}')
-    return cls(**{**PRESETS[preset], **overrides, 'preset': preset})
+    return presets.from_preset(cls, PRESETS, preset, 'ClST', overrides)
 
   def __post_init__(self):
     if not self.fractions or not self.seeds or not self.students:
@@ -282,7 +278,7 @@ def run(config: ClstConfig, workdir: Path | str, *,
                                         batch_size=config.inference_batch_size,
                                         repeats=config.inference_repeats)
     complexity[name] = {'label': models.label(name),
-                        'params': distill_lib.parameter_count(state.variables),
+                        'params': models.parameter_count(state.variables),
                         'inference': timing.to_json()}
     run_dir.append_jsonl('runs.jsonl', {'record': 'complexity', 'model': name,
                                         **complexity[name]})
@@ -335,8 +331,8 @@ def run(config: ClstConfig, workdir: Path | str, *,
       teacher_state, teacher_logits = train_and_test(
           config.teacher, TEACHER,
           lambda on_epoch: fit(teacher, split.train, config.teacher_training,
-                                 seed=derive_seed(seed, 'teacher', fraction),
-                                 validation=validation, on_epoch=on_epoch))
+                               seed=derive_seed(seed, 'teacher', fraction),
+                               validation=validation, on_epoch=on_epoch))
       measure(config.teacher, teacher_state)
       for name in config.students:
         # Alone and distilled start from the same initialisation and see the same batches.
@@ -345,8 +341,8 @@ def run(config: ClstConfig, workdir: Path | str, *,
         state, _ = train_and_test(
             name, ALONE,
             lambda on_epoch: fit(student, split.train, config.student_training,
-                                   seed=student_seed, validation=validation,
-                                   on_epoch=on_epoch), teacher_logits)
+                                 seed=student_seed, validation=validation,
+                                 on_epoch=on_epoch), teacher_logits)
         measure(name, state)
         train_and_test(
             name, DISTILLED,

@@ -35,6 +35,7 @@ import numpy as np
 from amrjax import cwloss, models, report
 from amrjax.data import sources, splits as splits_lib
 from amrjax.data.pool import SignalPool
+from amrjax import presets
 from amrjax.errors import ConfigError
 from amrjax.fileio import atomic_write
 from amrjax.rundir import RunDir
@@ -109,12 +110,7 @@ class CwLossConfig:
   @classmethod
   def from_preset(cls, preset: str = 'quick', **overrides) -> CwLossConfig:
     """The preset's settings with ``overrides`` on top."""
-    if preset not in PRESETS:
-      raise ConfigError(f'unknown preset {preset!r}; choose one of {", ".join(PRESETS)}')
-    unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-      raise ConfigError(f'unknown CW-loss setting(s): {", ".join(sorted(unknown))}')
-    return cls(**{**PRESETS[preset], **overrides, 'preset': preset})
+    return presets.from_preset(cls, PRESETS, preset, 'CW-loss', overrides)
 
   def __post_init__(self):
     tables = tuple(dict.fromkeys(t.strip().lower() for t in self.tables))

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -143,17 +143,6 @@ def distill(teacher: nn.Module, teacher_variables, student: nn.Module, pool: Sig
                       f'has {pool.num_classes}')
   return fit(student, pool, config, seed=seed, state=state, on_epoch=on_epoch,
              objective=loss, targets=teacher_logits, validation=validation)
-
-
-def parameter_count(variables) -> int:
-  """Trainable parameters: the sizes of every leaf of ``variables['params']``.
-
-  BatchNorm statistics are not counted (the convention of ``benchmarks/model_card.py``).
-  Accepts the variables dict or the params tree itself.
-  """
-  is_variables = isinstance(variables, Mapping) and 'params' in variables
-  params = variables['params'] if is_variables else variables
-  return sum(int(np.prod(np.shape(p))) for p in jax.tree.leaves(params))
 
 
 @dataclasses.dataclass(frozen=True)

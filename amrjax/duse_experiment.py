@@ -37,6 +37,7 @@ import numpy as np
 
 from amrjax import expansion, models, report, select, strategies
 from amrjax.data import sources, splits as splits_lib
+from amrjax import presets
 from amrjax.errors import ConfigError
 from amrjax.rundir import RunDir
 from amrjax.seeding import derive_seed
@@ -130,12 +131,7 @@ class DuseConfig:
   @classmethod
   def from_preset(cls, preset: str = 'quick', **overrides) -> DuseConfig:
     """The preset's settings with ``overrides`` on top."""
-    if preset not in PRESETS:
-      raise ConfigError(f'unknown preset {preset!r}; choose one of {", ".join(PRESETS)}')
-    unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-      raise ConfigError(f'unknown DUSE setting(s): {", ".join(sorted(unknown))}')
-    return cls(**{**PRESETS[preset], **overrides, 'preset': preset})
+    return presets.from_preset(cls, PRESETS, preset, 'DUSE', overrides)
 
   def __post_init__(self):
     for rate in self.rates:

@@ -6,7 +6,8 @@ Forgetting, GraNd, Herding, k-Center Greedy, Least confidence, Entropy, Margin),
 FoQuS and DUSE, is a :class:`Strategy` in one registry. :func:`select_one_shot` runs the
 one-shot protocol the papers use for the baselines (DeepCore's): train the scorer model on
 the starting set for the selection epochs, score the pool (or run the greedy pass over it),
-select the budget.
+select the budget. It is :func:`train_scorer` followed by :func:`select_with`; called apart,
+one trained scorer serves any number of strategies and budgets (``amrjax.coreset``).
 
 Two uses share the protocol:
 - expansion (DUSE): the starting set is D_T and the pool is D_A; greedy methods treat D_T

@@ -15,7 +15,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import app, flags, logging
 
 from amrjax import models
@@ -41,7 +40,7 @@ def measure(name: str, length: int, classes: int) -> dict:
   forward = lambda v, x: model.apply(v, x, train=False)
   embedding = jax.eval_shape(lambda v, x: model.apply(v, x, method='embed'), variables, x)
   return {
-      'params': sum(int(np.prod(p.shape)) for p in jax.tree.leaves(variables['params'])),
+      'params': models.parameter_count(variables),
       'flops': count_flops(forward, variables, x),
       'xla_flops': xla_flops(forward, variables, x),
       'embedding': embedding.shape[-1],

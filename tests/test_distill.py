@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from amrjax import models
+from amrjax.models import parameter_count
 from amrjax.distill import (DistillationLoss, InferenceTime, distill,
-                            inference_time, parameter_count, soft_target_loss)
+                            inference_time, soft_target_loss)
 from amrjax.errors import ConfigError
 from amrjax.train import TrainConfig, fit, init_state, predict_logits
 from amrjax.train.losses import cross_entropy

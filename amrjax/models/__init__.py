@@ -8,9 +8,11 @@ models with BatchNorm keep a ``'batch_stats'`` collection.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import flax.linen as nn
+import jax
+import numpy as np
 
 from amrjax.errors import ConfigError
 from amrjax.models.afnet import AFNet
@@ -87,6 +89,17 @@ def label(name: str) -> str:
   return _LABELS[_REGISTRY.canonical(name)]
 
 
+def parameter_count(variables) -> int:
+  """Trainable parameters: the sizes of every leaf of ``variables['params']``.
+
+  BatchNorm statistics are not counted. Accepts the variables dict, the params tree itself
+  or their ``jax.eval_shape`` shapes.
+  """
+  is_variables = isinstance(variables, Mapping) and 'params' in variables
+  params = variables['params'] if is_variables else variables
+  return sum(int(np.prod(np.shape(p))) for p in jax.tree.leaves(params))
+
+
 __all__ = ['AFNet', 'AlexNet', 'CLDNN', 'ClST', 'CNN1D', 'CNN2D', 'GRU2', 'ICAMCNet', 'KDCNN',
            'KDMobileNet', 'LSTM2', 'MCLDNN', 'ResNet', 'SigNet', 'canonical_name', 'get', 'label',
-           'names', 'register']
+           'names', 'parameter_count', 'register']

@@ -5,10 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from amrjax import models
+
 
 def count(params) -> int:
   """Number of scalars in a parameter tree."""
-  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+  return models.parameter_count(params)
 
 
 def init(model, length: int, batch: int = 2):

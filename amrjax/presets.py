@@ -1,0 +1,24 @@
+"""Experiment presets: a config dataclass built from a named preset plus overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import TypeVar
+
+from amrjax.errors import ConfigError
+
+Config = TypeVar('Config')
+
+
+def from_preset(cls: type[Config], presets: Mapping[str, Mapping], preset: str, what: str,
+                overrides: Mapping) -> Config:
+  """``cls`` with the settings of ``presets[preset]``, ``overrides`` on top and its
+  ``preset`` field set; an unknown preset or setting is a one-line :class:`ConfigError`
+  naming ``what`` experiment it is for."""
+  if preset not in presets:
+    raise ConfigError(f'unknown preset {preset!r}; choose one of {", ".join(presets)}')
+  unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+  if unknown:
+    raise ConfigError(f'unknown {what} setting(s): {", ".join(sorted(unknown))}')
+  return cls(**{**presets[preset], **overrides, 'preset': preset})
