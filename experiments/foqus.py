@@ -43,6 +43,8 @@ flags.DEFINE_integer('eval_epochs', None, 'Epochs each coreset trains an evaluat
                      '(paper: 50).')
 flags.DEFINE_integer('batch_size', None, 'Training batch size.')
 flags.DEFINE_float('learning_rate', None, 'Adam learning rate.')
+flags.DEFINE_enum('eval_schedule', None, ['cosine', 'constant'], 'Learning-rate schedule of '
+                  'the evaluation trainings (default cosine decay to 0, as DeepCore).')
 flags.DEFINE_string('min_snr', None, "Keep vectors with SNR above this many dB ('none' keeps "
                     "all; default 10, the high-SNR data of Sec. IV-A).")
 flags.DEFINE_string('max_per_cell', None, "Vectors kept per (class, SNR) cell ('all' keeps "
@@ -63,7 +65,8 @@ _PARSERS = {
 }
 OVERRIDABLE = ['dataset', 'data_dir', 'cache_dir', 'synthetic_per_cell', 'allow_synthetic',
                'rates', 'seeds', 'selection_models', 'eval_models', 'methods', 'ablation',
-               'selection_epochs', 'eval_epochs', 'batch_size', 'learning_rate', 'min_snr',
+               'selection_epochs', 'eval_epochs', 'batch_size', 'learning_rate',
+               'eval_schedule', 'min_snr',
                'max_per_cell', 'class_balanced']
 
 

@@ -57,6 +57,8 @@ def test_settings_are_checked_before_any_training():
     coreset_experiment.CoresetConfig(selection_epochs=1)
   with pytest.raises(ConfigError, match='unknown FoQuS setting'):
     coreset_experiment.CoresetConfig.from_preset('quick', rounds=3)
+  with pytest.raises(ConfigError, match='unknown evaluation schedule'):
+    coreset_experiment.CoresetConfig(eval_schedule='step')
   config = coreset_experiment.CoresetConfig(ablation=True, selection_models=('cnn1d',),
                                             eval_models=('cnn2d', 'signet'))
   assert config.methods[-1] == 'foqus' and len(config.methods) == 7
