@@ -3,11 +3,11 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from amrjax.errors import ConfigError
 from amrjax.models.kd import KDCNN, InvertedResidual, KDMobileNet, make_divisible
+from tests.models import zoo_checks
 
 
 def _count(params):
@@ -30,7 +30,6 @@ def _param_count(model, length):
 
 # Each model is initialised once and each program compiled once per shape; the 'rbg' key
 # only changes the random bits (same initialisers) and compiles faster than threefry.
-_TX = optax.adam(1e-3)
 _CACHE = {}
 
 
@@ -49,26 +48,6 @@ def _forward(model):
   return _CACHE['forward', model]
 
 
-def _train_step(model):
-  """Jitted Adam step: (params, rest, opt, x, y, key) -> (params, rest, opt, loss, logits).
-
-  The loss and the train-mode logits are those of the parameters passed in.
-  """
-  if ('step', model) not in _CACHE:
-    def step(params, rest, opt, x, y, key):
-      def loss_fn(params):
-        out, rest_ = model.apply({'params': params, **rest}, x, train=True,
-                                 rngs={'dropout': key}, mutable=list(rest))
-        loss = optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
-        return loss, (rest_, out)
-      (loss, (rest, out)), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
-      updates, opt = _TX.update(g, opt, params)
-      return optax.apply_updates(params, updates), rest, opt, loss, out
-    _CACHE['step', model] = jax.jit(step)
-  return _CACHE['step', model]
-
-
-_opt_init = jax.jit(_TX.init)  # eager, it compiles one zeros_like per parameter shape
 
 
 def _split(variables):
@@ -166,13 +145,14 @@ def test_train_mode_differs_from_eval_and_batchnorm_updates(student):
   a = _forward(model)(variables, x)[0]
   np.testing.assert_array_equal(a, _forward(model)(variables, x)[0])
   params, rest = _split(variables)
-  opt = _opt_init(params)
-  _, updated, _, _, b = _train_step(model)(params, rest, opt, x, y, jax.random.key(2))
+  opt = zoo_checks.adam_init()(params)
+  step = zoo_checks.adam_step(model)
+  _, updated, _, _, b = step(params, rest, opt, x, y, jax.random.key(2))
   assert not np.allclose(a, b)
   before = jax.tree.leaves(rest['batch_stats'])
   after = jax.tree.leaves(updated['batch_stats'])
   assert all(not np.allclose(u, w) for u, w in zip(before, after))
-  c = _train_step(model)(params, rest, opt, x, y, jax.random.key(3))[-1]
+  c = step(params, rest, opt, x, y, jax.random.key(3))[-1]
   assert not np.allclose(b, c)  # same batch statistics, another dropout mask before the head
 
 
@@ -180,10 +160,10 @@ def test_a_few_steps_lower_the_loss(student):
   model, variables = student
   x, y = _signal(2, 128, seed=0), jnp.asarray([0, 1])
   params, rest = _split(variables)
-  opt = _opt_init(params)
-  losses = []
+  opt = zoo_checks.adam_init()(params)
+  step, losses = zoo_checks.adam_step(model), []
   for _ in range(8):
-    params, rest, opt, loss, _ = _train_step(model)(params, rest, opt, x, y, jax.random.key(0))
+    params, rest, opt, loss, _ = step(params, rest, opt, x, y, jax.random.key(0))
     losses.append(float(loss))
   assert np.isfinite(losses).all() and losses[-1] < losses[0]
 
