@@ -44,7 +44,7 @@ import numpy as np
 
 from amrjax import distill as distill_lib
 from amrjax import models, report
-from amrjax.data import sources, splits as splits_lib
+from amrjax.data import splits as splits_lib
 from amrjax.data.pool import SignalPool
 from amrjax import presets
 from amrjax.errors import ConfigError
@@ -261,9 +261,7 @@ def run(config: ClstConfig, workdir: Path | str, *,
   run_dir = RunDir(workdir)
   run_dir.write_json('config.json', dataclasses.asdict(config))
   t_start = time.time()
-  data = sources.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
-                      synthetic_per_cell=config.synthetic_per_cell,
-                      allow_synthetic=config.allow_synthetic, notify=log)
+  data = presets.load_dataset(config, log)
   spec = data.spec
   built = {name: models.get(name, spec.num_classes, spec.length)
            for name in (config.teacher,) + config.students}

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from amrjax import coreset, models, report, strategies
-from amrjax.data import sources, splits as splits_lib
+from amrjax.data import splits as splits_lib
 from amrjax import presets
 from amrjax.errors import ConfigError
 from amrjax.rundir import RunDir
@@ -143,9 +143,7 @@ AVG = 'Avg'
 
 def load_split(config: CoresetConfig, log: Callable[[str], None] = print):
   """(dataset, train, test) for ``config``: SNR filter, per-cell cap, per-cell split."""
-  data = sources.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
-                      synthetic_per_cell=config.synthetic_per_cell,
-                      allow_synthetic=config.allow_synthetic, notify=log)
+  data = presets.load_dataset(config, log)
   rng = np.random.default_rng([config.split_seed, 0x5EED])
   pool = splits_lib.filter_snr(data.pool, config.min_snr)
   pool = splits_lib.subsample_cells(pool, config.max_per_cell, rng)

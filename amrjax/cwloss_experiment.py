@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from amrjax import cwloss, models, report
-from amrjax.data import sources, splits as splits_lib
+from amrjax.data import splits as splits_lib
 from amrjax.data.pool import SignalPool
 from amrjax import presets
 from amrjax.errors import ConfigError
@@ -239,9 +239,7 @@ def run(config: CwLossConfig, workdir: Path | str, *,
   run_dir = RunDir(workdir)
   run_dir.write_json('config.json', dataclasses.asdict(config))
   t_start = time.time()
-  data = sources.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
-                      synthetic_per_cell=config.synthetic_per_cell,
-                      allow_synthetic=config.allow_synthetic, notify=log)
+  data = presets.load_dataset(config, log)
   spec = data.spec
   used_ks = ((config.ks if TABLE1 in config.tables else ()) +
              ((config.table2_k,) if TABLE2 in config.tables else ()))

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from amrjax import expansion, models, report, select, strategies
-from amrjax.data import sources, splits as splits_lib
+from amrjax.data import splits as splits_lib
 from amrjax import presets
 from amrjax.errors import ConfigError
 from amrjax.rundir import RunDir
@@ -176,9 +176,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
   run_dir = RunDir(workdir)
   run_dir.write_json('config.json', dataclasses.asdict(config))
   t_start = time.time()
-  data = sources.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
-                      synthetic_per_cell=config.synthetic_per_cell,
-                      allow_synthetic=config.allow_synthetic, notify=log)
+  data = presets.load_dataset(config, log)
   spec = data.spec
   scorer = models.get(config.model, spec.num_classes, spec.length)
   evaluators = {name: models.get(name, spec.num_classes, spec.length)

@@ -1,11 +1,13 @@
-"""Experiment presets: a config dataclass built from a named preset plus overrides."""
+"""What every experiment config shares: built from a named preset plus overrides, and the
+dataset it names loaded with its data settings."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
+from amrjax.data import sources
 from amrjax.errors import ConfigError
 
 Config = TypeVar('Config')
@@ -22,3 +24,11 @@ def from_preset(cls: type[Config], presets: Mapping[str, Mapping], preset: str, 
   if unknown:
     raise ConfigError(f'unknown {what} setting(s): {", ".join(sorted(unknown))}')
   return cls(**{**presets[preset], **overrides, 'preset': preset})
+
+
+def load_dataset(config, notify: Callable[[str], None] = print) -> sources.Dataset:
+  """``sources.load`` with a config's ``dataset``, ``data_dir``, ``cache_dir``,
+  ``synthetic_per_cell`` and ``allow_synthetic`` fields."""
+  return sources.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
+                      synthetic_per_cell=config.synthetic_per_cell,
+                      allow_synthetic=config.allow_synthetic, notify=notify)
