@@ -37,7 +37,6 @@ from amrjax.data import splits as splits_lib
 from amrjax.data.pool import SignalPool
 from amrjax import presets
 from amrjax.errors import ConfigError
-from amrjax.fileio import atomic_write
 from amrjax.rundir import RunDir
 from amrjax.seeding import derive_seed
 from amrjax.train import TrainConfig, TrainState, evaluate, fit
@@ -316,9 +315,7 @@ def run(config: CwLossConfig, workdir: Path | str, *,
         w = cwloss.confidence_weights(nets[config.weight_model], state.variables,
                                       splits.train, k, batch_size=config.eval_batch_size)
         weights_of[k] = w
-        with atomic_write(run_dir.file(
-            f'weights/{config.weight_model}-seed{seed}-k{k}.npy')) as f:
-          np.save(f, w)
+        run_dir.write_npy(f'weights/{config.weight_model}-seed{seed}-k{k}.npy', w)
         stats = weight_summary(w, splits.train)
         weight_stats.append(dict(seed=seed, model=config.weight_model, k=k, **stats))
         run_dir.append_jsonl('weights.jsonl', weight_stats[-1])

@@ -3,6 +3,9 @@
 Every result file is written atomically (a temporary file in the same folder, then
 ``os.replace``), so a killed run leaves either the previous version or the new one,
 never half of one.
+
+With several processes (``jax.distributed``) every process computes the same results and
+only process 0 writes; the others' ``RunDir`` methods return without touching the disk.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from amrjax.errors import ConfigError
@@ -46,10 +50,13 @@ def write_ids(path: Path, ids: np.ndarray) -> Path:
 
 
 class RunDir:
-  """A run's output folder."""
+  """A run's output folder (written by process 0 only; see the module docstring)."""
 
   def __init__(self, path: Path | str):
     self.path = Path(path)
+    self.writes = jax.process_index() == 0
+    if not self.writes:
+      return
     try:
       with atomic_write(self.path / '.write-test') as f:
         f.write(b'ok')
@@ -62,15 +69,29 @@ class RunDir:
     return self.path / name
 
   def write_json(self, name: str, obj: Any) -> Path:
+    if not self.writes:
+      return self.path / name
     return write_json(self.path / name, obj)
 
   def write_ids(self, name: str, ids: np.ndarray) -> Path:
+    if not self.writes:
+      return self.path / name
     target = self.path / name
     target.parent.mkdir(parents=True, exist_ok=True)
     return write_ids(target, ids)
 
+  def write_npy(self, name: str, array: np.ndarray) -> Path:
+    """Writes ``array`` as ``name`` (a ``.npy``, folders created), atomically."""
+    target = self.path / name
+    if self.writes:
+      with atomic_write(target) as f:
+        np.save(f, np.asarray(array))
+    return target
+
   def append_jsonl(self, name: str, record: dict) -> None:
     """Appends ``record`` as one JSON line to ``name``, flushed at once."""
+    if not self.writes:
+      return
     with open(self.path / name, 'a') as f:
       f.write(json.dumps(_jsonable(record)) + '\n')
 

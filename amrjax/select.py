@@ -63,6 +63,69 @@ def top_k(scores: np.ndarray, k: int, *, largest: bool,
   return order[:k].astype(np.int64)
 
 
+class StreamingTopK:
+  """The ``k`` best of a stream of (score, sample id) pairs, in O(k + chunk) memory.
+
+  Scores arrive batch by batch (:meth:`add`) and are cut back to the k best whenever more
+  than ``max(k, chunk)`` are held, so a pool of any size is ranked without keeping its
+  scores. :meth:`result` equals :func:`top_k` over all scores of a pool in id order: ties
+  go to the smaller id.
+
+  Args:
+    k: how many to keep, k >= 0.
+    largest: keep the largest scores if True, the smallest if False.
+    chunk: scores buffered between reductions (amortises the partition).
+  """
+
+  def __init__(self, k: int, *, largest: bool, chunk: int = 1 << 16):
+    if k < 0:
+      raise ConfigError(f'cannot keep {k} samples; k must be >= 0')
+    self.k, self.largest, self.chunk = int(k), bool(largest), int(chunk)
+    self.seen = 0
+    self._keys: list[np.ndarray] = []
+    self._ids: list[np.ndarray] = []
+    self._held = 0
+
+  def add(self, scores: np.ndarray, ids: np.ndarray) -> None:
+    """Adds (b,) ``scores`` of the samples ``ids`` (b,); NaN is refused."""
+    key = _order_key(scores, self.largest)
+    ids = np.asarray(ids, np.int64)
+    if ids.shape != key.shape:
+      raise ConfigError(f'{len(ids)} ids for {len(key)} scores')
+    self._keys.append(key)
+    self._ids.append(ids)
+    self._held += len(key)
+    self.seen += len(key)
+    if self._held > max(self.k, self.chunk):
+      self._reduce()
+
+  def _reduce(self) -> None:
+    if not self._keys:
+      self._keys, self._ids = [np.zeros(0)], [np.zeros(0, np.int64)]
+    keys, ids = np.concatenate(self._keys), np.concatenate(self._ids)
+    if len(keys) > self.k:
+      if self.k == 0:
+        keys, ids = keys[:0], ids[:0]
+      else:
+        kth = np.partition(keys, self.k - 1)[self.k - 1]
+        better = keys < kth
+        tied = np.flatnonzero(keys == kth)
+        tied = tied[np.argsort(ids[tied], kind='stable')][:self.k - int(better.sum())]
+        keep = np.concatenate([np.flatnonzero(better), tied])
+        keys, ids = keys[keep], ids[keep]
+    self._keys, self._ids, self._held = [keys], [ids], len(keys)
+
+  def result(self) -> tuple[np.ndarray, np.ndarray]:
+    """(ids int64 (k,), scores float64 (k,)) best first; raises if fewer than k were seen."""
+    if self.seen < self.k:
+      raise ConfigError(f'cannot select {self.k} of {self.seen} samples')
+    self._reduce()
+    keys, ids = self._keys[0], self._ids[0]
+    order = np.lexsort((ids, keys))
+    keys, ids = keys[order], ids[order]
+    return ids, (-keys if self.largest else keys)
+
+
 def balanced_quotas(current: np.ndarray, add: int, available: np.ndarray) -> np.ndarray:
   """How many to add per class so that ``current + quota`` is as equal as possible.
 

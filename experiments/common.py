@@ -1,4 +1,11 @@
-"""What every driver shares: error reporting and preset-aware flag overrides."""
+"""What every driver shares: error reporting, preset-aware flag overrides, many processes.
+
+Every driver also takes ``--coordinator_address``, ``--num_processes`` and ``--process_id``:
+with a coordinator address set, the run joins a ``jax.distributed`` job before anything
+else touches a device (``amrjax.parallel.initialize_distributed``). Each process then
+scores only its slice of every pool (``parallel.map_pool``), trains the same models with
+the same seeds, and only process 0 writes the run directory.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,13 @@ from collections.abc import Callable, Iterable
 
 from absl import flags, logging
 
+from amrjax import parallel
 from amrjax.errors import AmrjaxError, ConfigError
+
+flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 of a multi-process '
+                    'run (jax.distributed); unset: one process.')
+flags.DEFINE_integer('num_processes', 1, 'Processes in the multi-process run.')
+flags.DEFINE_integer('process_id', 0, 'This process, 0..num_processes-1.')
 
 
 def explicit_flags(names: Iterable[str], parsers: dict[str, Callable] | None = None) -> dict:
@@ -60,10 +73,21 @@ def default_workdir(kind: str, dataset: str, preset: str) -> str:
   return f'runs/{kind}/{dataset}-{preset}-{time.strftime("%Y%m%d-%H%M%S")}'
 
 
+def start_distributed() -> None:
+  """Joins the jax.distributed job the flags describe (nothing without a coordinator)."""
+  f = flags.FLAGS
+  if f.coordinator_address:
+    parallel.initialize_distributed(f.coordinator_address, f.num_processes, f.process_id)
+  elif f.num_processes != 1:
+    raise ConfigError(f'--num_processes={f.num_processes} needs --coordinator_address '
+                      '(host:port of process 0)')
+
+
 def run_reporting_errors(main: Callable[[], None]) -> None:
   """Runs ``main``; a user error becomes one line on stderr and exit status 2."""
   logging.set_verbosity(logging.WARNING)  # keep JAX's backend probing out of the output
   try:
+    start_distributed()
     main()
   except AmrjaxError as e:
     print(f'error: {e}', file=sys.stderr)

@@ -1,3 +1,4 @@
+import jax
 import numpy as np
 import pytest
 
@@ -36,3 +37,13 @@ def test_run_dir_refuses_an_unwritable_folder(tmp_path):
   run.write_json('a.json', {'x': np.int64(3), 'y': np.arange(2)})
   assert (tmp_path / 'run' / 'a.json').read_text().split() == [
       '{', '"x":', '3,', '"y":', '[', '0,', '1', ']', '}']
+
+
+def test_only_process_zero_writes_the_run_directory(tmp_path, monkeypatch):
+  monkeypatch.setattr(jax, 'process_index', lambda: 1)
+  run = RunDir(tmp_path / 'run')
+  run.write_json('a.json', {'x': 1})
+  run.write_ids('ids/a.npy', np.arange(3))
+  run.write_npy('w/a.npy', np.ones(2))
+  run.append_jsonl('m.jsonl', {'x': 1})
+  assert not (tmp_path / 'run').exists()

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from amrjax import parallel
+from amrjax import parallel, select
 from amrjax.errors import ConfigError
 from tests.helpers import random_pool
 
@@ -120,3 +120,39 @@ def test_model_scorers_agree_across_single_sharded_and_pmap():
     pmapped = parallel.map_pool_pmap(fn, variables, pool, batch_size=16, with_labels=labels)
     np.testing.assert_allclose(eight, one, rtol=2e-5, atol=1e-6)
     np.testing.assert_allclose(pmapped, one, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('largest', [False, True])
+def test_top_k_pool_equals_top_k_over_map_pool(largest):
+  pool = random_pool(n=90).subset(np.arange(3, 90, 2))  # ids 3, 5, ..., 89
+  fn = jax.jit(lambda v, x: jnp.round(x[:, 0, 0] * 4))  # coarse scores: many ties
+  scores = parallel.map_pool(fn, {}, pool, batch_size=8)
+  ids, top = parallel.top_k_pool(fn, {}, pool, 11, largest=largest, batch_size=8)
+  want = select.top_k(scores, 11, largest=largest)
+  np.testing.assert_array_equal(ids, pool.ids[want])
+  np.testing.assert_array_equal(top, scores[want])
+
+
+def test_top_k_pool_refuses_bad_k_and_non_scalar_scores():
+  pool = random_pool(n=10)
+  with pytest.raises(ConfigError, match='cannot select 11 of 10'):
+    parallel.top_k_pool(jax.jit(_energy), {'scale': 1.0}, pool, 11, largest=False)
+  with pytest.raises(ConfigError, match='one score per sample'):
+    parallel.top_k_pool(jax.jit(lambda v, x: x[:, 0, :2]), {}, pool, 2, largest=False,
+                        batch_size=8)
+
+
+def test_for_each_batch_hands_over_positions_in_pool_order():
+  pool = random_pool(n=29)
+  seen = []
+  parallel.for_each_batch(jax.jit(lambda v, x: x[:, 0, 0]), {}, pool,
+                          lambda pos, out: seen.append((pos, out)), batch_size=8)
+  assert [len(p) for p, _ in seen] == [8, 8, 8, 5]
+  np.testing.assert_array_equal(np.concatenate([p for p, _ in seen]), np.arange(29))
+  np.testing.assert_array_equal(np.concatenate([o for _, o in seen]),
+                                pool.signals()[:, 0, 0])
+
+
+def test_data_mesh_refuses_more_devices_than_there_are():
+  with pytest.raises(ConfigError, match='asked for 9 devices, this process has 8'):
+    parallel.data_mesh(9)

@@ -109,3 +109,39 @@ def test_tiered_moves_a_short_tiers_shortfall_and_validates_shares():
   assert len(picks) == 6 and set(range(6, 9)) <= set(picks.tolist())
   with pytest.raises(ConfigError, match='sum to 1'):
     select.tiered(scores, 3, np.random.default_rng(0), shares=(0.5, 0.2))
+
+
+@pytest.mark.parametrize('largest', [False, True])
+@pytest.mark.parametrize('k, chunk', [(0, 4), (1, 4), (7, 4), (7, 100), (40, 16), (97, 8)])
+def test_streaming_top_k_equals_top_k_over_everything(largest, k, chunk):
+  rng = np.random.default_rng(k + chunk)
+  scores = rng.integers(0, 6, 97).astype(np.float32)  # many ties
+  ids = np.sort(rng.choice(10_000, 97, replace=False))
+  stream = select.StreamingTopK(k, largest=largest, chunk=chunk)
+  for part in np.array_split(np.arange(97), 13):
+    stream.add(scores[part], ids[part])
+  got_ids, got_scores = stream.result()
+  want = select.top_k(scores, k, largest=largest)
+  np.testing.assert_array_equal(got_ids, ids[want])
+  np.testing.assert_array_equal(got_scores, scores[want])
+  assert stream.seen == 97
+
+
+def test_streaming_top_k_direction_on_two_samples():
+  for largest, best in ((False, 11), (True, 10)):
+    stream = select.StreamingTopK(1, largest=largest)
+    stream.add(np.array([0.9, 0.1]), np.array([10, 11]))
+    assert stream.result()[0].tolist() == [best]
+
+
+def test_streaming_top_k_refuses_bad_input():
+  with pytest.raises(ConfigError, match='k must be >= 0'):
+    select.StreamingTopK(-1, largest=False)
+  stream = select.StreamingTopK(3, largest=False)
+  with pytest.raises(ConfigError, match='NaN'):
+    stream.add(np.array([np.nan]), np.array([0]))
+  with pytest.raises(ConfigError, match='2 ids for 1 scores'):
+    stream.add(np.array([0.5]), np.array([0, 1]))
+  stream.add(np.array([0.5, 0.2]), np.array([0, 1]))
+  with pytest.raises(ConfigError, match='cannot select 3 of 2'):
+    stream.result()

@@ -16,8 +16,10 @@ Each returns the paper's own quantity; which end is selected is the strategy's b
 - :func:`glister` (last-layer GLISTER with the one-step Taylor update);
 - model outputs (``features``): :func:`embeddings`, :func:`pool_outputs`.
 
-:func:`softmax_scorer` closes a softmax score over a model's eval-mode forward pass, and
-:func:`score_pool` runs it over a whole pool in fixed-size sharded batches.
+:func:`softmax_scorer` closes a softmax score over a model's eval-mode forward pass (in
+float32 or bfloat16), :func:`score_pool` runs it over a whole pool in fixed-size sharded
+batches, and :func:`select_from_pool` keeps only the k best scores on the way (pools larger
+than memory, several processes).
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from collections.abc import Callable
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from amrjax import parallel
 from amrjax.data.pool import SignalPool
+from amrjax.errors import ConfigError
 from amrjax.scoring import boundary, dynamics, features, geometry, gradients, uncertainty
 from amrjax.scoring.boundary import deepfool
 from amrjax.scoring.dynamics import (Dynamics, foqus_quality, foqus_score, forgetting_counts,
@@ -44,28 +48,86 @@ from amrjax.scoring.uncertainty import (el2n, entropy, least_confidence, margin,
                                         topk_entropy_weight)
 
 
+COMPUTE_DTYPES = ('float32', 'bfloat16')
+
+
+def _forward_probs(model: nn.Module, variables, x: jax.Array, compute_dtype: str) -> jax.Array:
+  """Softmax (B, C) float32 of the eval-mode forward pass, run in ``compute_dtype``.
+
+  In bfloat16 the floating variables and the input are cast before the forward pass and the
+  logits cast back, so the softmax and every score stay in float32.
+  """
+  if compute_dtype not in COMPUTE_DTYPES:
+    raise ConfigError(f'compute dtype must be one of {", ".join(COMPUTE_DTYPES)}, got '
+                      f'{compute_dtype!r}')
+  if compute_dtype != 'float32':
+    dtype = jnp.dtype(compute_dtype)
+    variables = jax.tree.map(
+        lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, variables)
+    x = x.astype(dtype)
+  logits = model.apply(variables, x, train=False).astype(jnp.float32)
+  return jax.nn.softmax(logits, axis=-1)
+
+
 @functools.lru_cache(maxsize=None)
-def softmax_scorer(model: nn.Module, score_fn: Callable[[jax.Array], jax.Array]) -> Callable:
-  """Jitted ``(variables, x (B, 2, L)) -> score_fn(softmax(logits)) (B,)`` in eval mode."""
+def softmax_scorer(model: nn.Module, score_fn: Callable[[jax.Array], jax.Array],
+                   compute_dtype: str = 'float32') -> Callable:
+  """Jitted ``(variables, x (B, 2, L)) -> score_fn(softmax(logits)) (B,)`` in eval mode.
+
+  ``compute_dtype='bfloat16'`` runs the forward pass in bfloat16 (see
+  ``benchmarks/README.md`` for its speed and how far it moves the selected set).
+  """
 
   def scores(variables, x):
-    return score_fn(jax.nn.softmax(model.apply(variables, x, train=False), axis=-1))
+    return score_fn(_forward_probs(model, variables, x, compute_dtype))
+
+  return jax.jit(scores)
+
+
+@functools.lru_cache(maxsize=None)
+def labelled_softmax_scorer(model: nn.Module,
+                            score_fn: Callable[[jax.Array, jax.Array], jax.Array],
+                            compute_dtype: str = 'float32') -> Callable:
+  """Jitted ``(variables, x (B, 2, L), y (B,)) -> score_fn(softmax(logits), y) (B,)`` (EL2N)."""
+
+  def scores(variables, x, y):
+    return score_fn(_forward_probs(model, variables, x, compute_dtype), y)
 
   return jax.jit(scores)
 
 
 def score_pool(model: nn.Module, variables, pool: SignalPool,
                score_fn: Callable[[jax.Array], jax.Array] = margin, *,
-               batch_size: int = 1024, mesh=None) -> np.ndarray:
+               batch_size: int = 1024, mesh=None, compute_dtype: str = 'float32',
+               ) -> np.ndarray:
   """``score_fn`` of the softmax of ``model`` for every member of ``pool``, (n,) float32."""
-  return parallel.map_pool(softmax_scorer(model, score_fn), variables, pool,
+  return parallel.map_pool(softmax_scorer(model, score_fn, compute_dtype), variables, pool,
                            batch_size=batch_size, mesh=mesh)
+
+
+def select_from_pool(model: nn.Module, variables, pool: SignalPool, k: int, *,
+                     score_fn: Callable[[jax.Array], jax.Array] = margin,
+                     largest: bool = False, batch_size: int = 1024, mesh=None,
+                     compute_dtype: str = 'float32') -> tuple[np.ndarray, np.ndarray]:
+  """The ``k`` pool members with the smallest (``largest=False``) or largest score.
+
+  The pool is scored batch by batch and only the k best are kept
+  (:func:`amrjax.parallel.top_k_pool`), so it may be larger than memory (an HDF5 pool)
+  and be split over several processes. The default is DUSE's selection (Eq. 10): the k
+  smallest margins p1 - p2.
+
+  Returns:
+    (ids int64 (k,), scores float64 (k,)), best first; ties go to the smaller id.
+  """
+  return parallel.top_k_pool(softmax_scorer(model, score_fn, compute_dtype), variables, pool,
+                             k, largest=largest, batch_size=batch_size, mesh=mesh)
 
 
 __all__ = [
     'Dynamics', 'cal', 'contextual_diversity', 'deepfool', 'el2n', 'embeddings', 'entropy',
     'foqus_quality', 'foqus_score', 'forgetting_counts', 'glister', 'grand',
-    'grand_last_layer', 'herding', 'k_center_greedy', 'least_confidence', 'margin',
-    'per_example_grad_norm', 'persistent_error_counts', 'pool_outputs', 'score_pool',
-    'softmax_scorer', 'symmetric_kl', 'topk_entropy_weight',
+    'grand_last_layer', 'herding', 'k_center_greedy', 'labelled_softmax_scorer',
+    'least_confidence', 'margin', 'per_example_grad_norm', 'persistent_error_counts',
+    'pool_outputs', 'score_pool', 'select_from_pool', 'softmax_scorer', 'symmetric_kl',
+    'topk_entropy_weight',
 ]

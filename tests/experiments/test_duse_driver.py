@@ -90,6 +90,11 @@ def test_missing_real_file_is_one_line_when_synthetic_is_not_allowed(tmp_path):
   assert 'no rml2018.01a file in' in line and 'GOLD_XYZ_OSC.0001_1024.hdf5' in line
 
 
+def test_processes_without_a_coordinator_is_one_line(tmp_path):
+  line = _one_line_error(_run('--num_processes=2', f'--workdir={tmp_path / "w"}'))
+  assert '--num_processes=2 needs --coordinator_address' in line
+
+
 def test_bad_rate_is_one_line(tmp_path):
   line = _one_line_error(_run('--rates=4', f'--workdir={tmp_path / "w"}'))
   assert 'expansion rate must be in (0, 1]' in line

@@ -1,0 +1,70 @@
+"""Smoke tests of the benchmark scripts' measuring functions, on tiny settings."""
+
+import numpy as np
+import pytest
+
+from amrjax import models, scoring, select
+from amrjax.data import formats, sources
+from amrjax.errors import ConfigError
+from benchmarks import bf16_selection, out_of_core, scoring_throughput
+
+
+def test_scoring_throughput_measures_every_path_and_checks_they_agree():
+  settings = scoring_throughput.Settings(
+      models=('cnn2d',), lengths=(128,), scorers=('margin', 'grand'), softmax_batch=16,
+      softmax_samples=40, grand_batch=8, grand_samples=16, repeats=1, matmul_size=64)
+  emitted = []
+  rows = scoring_throughput.measure(settings, emitted.append)
+  assert emitted == rows
+  kinds = [(r['kind'], r.get('scorer'), r.get('path')) for r in rows]
+  assert kinds == [('matmul', None, None), ('forward', None, None),
+                   ('score', 'margin', 'single'), ('score', 'margin', 'pmap'),
+                   ('score', 'margin', 'sharded'), ('score', 'margin', 'topk'),
+                   ('score', 'grand', 'single'), ('score', 'grand', 'pmap'),
+                   ('score', 'grand', 'sharded')]
+  for r in rows[2:]:
+    assert r['samples_per_s'] > 0 and r['first_call_s'] > 0 and r['gflop_per_sample_xla'] > 0
+    if r['path'] != 'topk':
+      assert r['max_abs_diff_vs_first_path'] < 1e-4
+  assert 'overhead_vs_forward' in rows[4] and 'overhead_vs_forward' in rows[5]
+  assert rows[5]['topk_equals_full_sort'] is True
+  assert '| cnn2d | 128 | grand | sharded | 8 |' in scoring_throughput.table(rows)
+
+
+def test_untrained_variables_redraw_only_the_zero_head():
+  model = models.get('cnn2d', 4, 128)
+  variables = scoring_throughput.untrained_variables(model, 128)
+  assert np.any(variables['params']['head']['kernel'])
+  assert not np.any(variables['params']['head']['bias'])
+
+
+def test_scoring_throughput_refuses_unknown_names():
+  with pytest.raises(ConfigError, match='unknown scorer'):
+    scoring_throughput.Settings(scorers=('margin', 'magic'))
+
+
+def test_out_of_core_selects_what_scoring_everything_selects(tmp_path, tiny_spec):
+  path = sources.synthetic_path(tiny_spec, tmp_path, count_per_cell=10, seed=0)
+  sources.ensure_synthetic(tiny_spec, path, count_per_cell=10, seed=0, notify=lambda _: None)
+  pool = formats.read_dataset(path, tiny_spec)
+  assert isinstance(pool.store, formats.H5Store)
+  report, ids = out_of_core.score_out_of_core(pool, 'cnn1d', select_fraction=0.25, batch_size=16)
+  assert report['vectors'] == 120 and report['k'] == 30 and report['selected'] == 30
+  assert report['peak_rss_gib'] > 0 and report['read_s'] > 0
+  model = models.get('cnn1d', 4, 128)
+  margins = scoring.score_pool(model, scoring_throughput.untrained_variables(model, 128),
+                               pool.in_memory())
+  want = select.top_k(margins, 30, largest=False)
+  np.testing.assert_array_equal(ids, pool.ids[want])
+  assert report['selected_class_counts'] == np.bincount(pool.y[want], minlength=4).tolist()
+
+
+def test_bf16_comparison_on_known_scores():
+  fp32 = np.arange(100, dtype=np.float32) / 100
+  bf16 = fp32.copy()
+  bf16[[0, 50]] = bf16[[50, 0]]  # one of the 10 smallest swapped out
+  report = bf16_selection.compare_selections(fp32, bf16, [0.1, 1.0])
+  assert report['overlap'] == {'0.1': {'k': 10, 'overlap': 0.9},
+                               '1': {'k': 100, 'overlap': 1.0}}
+  assert report['max_abs_margin_diff'] == pytest.approx(0.5)
+  assert 0.9 < report['spearman'] < 1.0
