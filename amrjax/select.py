@@ -67,7 +67,7 @@ class StreamingTopK:
   """The ``k`` best of a stream of (score, sample id) pairs, in O(k + chunk) memory.
 
   Scores arrive batch by batch (:meth:`add`) and are cut back to the k best whenever more
-  than ``max(k, chunk)`` are held, so a pool of any size is ranked without keeping its
+  than ``k + max(k, chunk)`` are held, so a pool of any size is ranked without keeping its
   scores. :meth:`result` equals :func:`top_k` over all scores of a pool in id order: ties
   go to the smaller id.
 
@@ -96,7 +96,7 @@ class StreamingTopK:
     self._ids.append(ids)
     self._held += len(key)
     self.seen += len(key)
-    if self._held > max(self.k, self.chunk):
+    if self._held > self.k + max(self.k, self.chunk):  # amortised: O(1) per score
       self._reduce()
 
   def _reduce(self) -> None:

@@ -10,7 +10,8 @@ The run reports the time to read the file alone, the time to score and select, a
 process's peak resident memory (``ru_maxrss``; the page cache is not part of it).
 
   python -m benchmarks.out_of_core --model=cnn1d                 # the whole pool
-  python -m benchmarks.out_of_core --model=cnn2d --limit=20000   # its first 20,000 vectors
+  python -m benchmarks.out_of_core --model=cnn2d --limit=10000 --batch_size=256 \
+      --compare_in_memory                   # its first 10,000 vectors, file vs memory
 
 The file is cached under ``--cache_dir`` (default ``$AMRJAX_CACHE_DIR`` or
 ``~/.cache/amrjax``); it is data, never committed.
@@ -50,13 +51,16 @@ def read_rate(pool: SignalPool, batch_size: int) -> float:
 
 def score_out_of_core(pool: SignalPool, model_name: str, *, select_fraction: float,
                       batch_size: int, compute_dtype: str = 'float32',
-                      read_pass: bool = True) -> tuple[dict, np.ndarray]:
+                      read_pass: bool = True, compare_in_memory: bool = False,
+                      ) -> tuple[dict, np.ndarray]:
   """Reads, scores (softmax margin) and selects the smallest margins of ``pool``.
 
   Returns:
     (a JSON-able report of times and memory, the selected ids (k,) best first).
 
   The model is an untrained one with a random head (the rate does not depend on training).
+  ``compare_in_memory`` then scores the same vectors again from an in-memory copy (they
+  must fit), so the file's cost is measured against the same machine at the same time.
   """
   if not 0 < select_fraction <= 1:
     raise ConfigError(f'select fraction must be in (0, 1], got {select_fraction}')
@@ -80,6 +84,13 @@ def score_out_of_core(pool: SignalPool, model_name: str, *, select_fraction: flo
                 selected_margin_max=float(margins[-1]),
                 selected_class_counts=np.bincount(pool.y[pool.positions_of(ids)],
                                                   minlength=pool.num_classes).tolist())
+  if compare_in_memory:
+    in_memory = pool.in_memory()
+    t0 = time.perf_counter()
+    same, _ = scoring.select_from_pool(model, variables, in_memory, k, batch_size=batch_size,
+                                       compute_dtype=compute_dtype)
+    report.update(in_memory_samples_per_s=len(pool) / (time.perf_counter() - t0),
+                  in_memory_selects_the_same=bool(np.array_equal(same, ids)))
   return report, ids
 
 
@@ -96,7 +107,7 @@ def main(argv):
     pool = pool.subset(np.arange(min(f.limit, len(pool))))
   report, _ = score_out_of_core(pool, f.model, select_fraction=f.select_fraction,
                              batch_size=f.batch_size, compute_dtype=f.compute_dtype,
-                             read_pass=f.read_pass)
+                             read_pass=f.read_pass, compare_in_memory=f.compare_in_memory)
   report.update(dataset=f.dataset, source=dataset.origin['kind'], open_or_generate_s=load_s)
   line = json.dumps(report)
   print(line)
@@ -125,6 +136,8 @@ if __name__ == '__main__':
   flags.DEFINE_enum('compute_dtype', 'float32', list(scoring.COMPUTE_DTYPES),
                     'Forward-pass dtype.')
   flags.DEFINE_boolean('read_pass', True, 'First time a pass that only reads the file.')
+  flags.DEFINE_boolean('compare_in_memory', False, 'Also score the same vectors from memory '
+                       '(use with --limit).')
   flags.DEFINE_float('max_rss_gib', 3.0, 'Fail if the peak resident memory exceeds this.')
   flags.DEFINE_string('out', None, 'Also append the JSON line to this file.')
   app.run(main)

@@ -9,8 +9,8 @@ For every (model, L, scorer) it scores the same random pool through each path:
   selection of ``scoring.select_from_pool`` (scores folded into a running smallest 10 %,
   never all kept), checked against the top k of the full scores;
 
-and reports, per path, the first call (trace + compile + one pass) apart from the steady
-rate, the largest score difference from ``single``, and the achieved FLOP/s: XLA's cost
+and reports, per path, the first call (trace + compile + one pass, after
+``jax.clear_caches()``) apart from the steady rate, the largest score difference from ``single``, and the achieved FLOP/s: XLA's cost
 analysis of one batch over the measured wall time, as a fraction of the measured float32
 matrix-multiply rate of the same devices. A ``forward`` row per (model, L) times the bare
 jitted forward pass on batches already on the devices; ``overhead`` on the ``sharded`` and
@@ -64,7 +64,7 @@ class Settings:
   deepfool_batch: int = 8
   deepfool_samples: int = 8
   deepfool_max_iter: int = 50
-  repeats: int = 2
+  repeats: int = 1
   matmul_size: int = 2048
   compute_dtype: str = 'float32'
 
@@ -83,11 +83,11 @@ def matmul_rate(size: int, repeats: int = 5) -> float:
   """Measured float32 FLOP/s of a (size x size) @ (size x size) product on the first device."""
   a = jax.device_put(np.random.default_rng(0).standard_normal((size, size), np.float32))
   product = jax.jit(lambda m: m @ m)
-  best = _best_time(lambda: product(a), repeats)
+  best = best_time(lambda: product(a), repeats)
   return 2.0 * size**3 / best
 
 
-def _best_time(run: Callable[[], object], repeats: int) -> float:
+def best_time(run: Callable[[], object], repeats: int) -> float:
   """Least wall time of ``repeats`` calls of ``run`` (after one untimed call)."""
   jax.block_until_ready(run())
   times = []
@@ -186,7 +186,7 @@ def forward_rate(model, variables, pool: SignalPool, batch: int, repeats: int,
   def run():
     return [forward(on_devices, x) for x in xs]
 
-  return _best_time(run, repeats) / len(pool)
+  return best_time(run, repeats) / len(pool)
 
 
 def measure(settings: Settings, emit: Callable[[dict], None]) -> list[dict]:
@@ -226,10 +226,11 @@ def measure(settings: Settings, emit: Callable[[dict], None]) -> list[dict]:
           if path == 'topk' and scorer not in ('margin', 'entropy'):
             continue
           run = _run_path(path, fn, variables, pool, batch, with_labels)
+          jax.clear_caches()  # so every path's first call traces and compiles afresh
           t0 = time.perf_counter()
           out = run()
           first = time.perf_counter() - t0
-          best = _best_time(run, settings.repeats)
+          best = best_time(run, settings.repeats)
           row = {**where, 'kind': 'score', 'scorer': scorer, 'path': path, 'batch': batch,
                  'samples': n, 'samples_per_s': n / best, 'first_call_s': first,
                  'compile_s': max(0.0, first - best),

@@ -6,28 +6,28 @@ import pytest
 from amrjax import models, scoring, select
 from amrjax.data import formats, sources
 from amrjax.errors import ConfigError
-from benchmarks import bf16_selection, out_of_core, scoring_throughput
+from benchmarks import bf16_selection, conv_formulations, out_of_core, scoring_throughput
 
 
 def test_scoring_throughput_measures_every_path_and_checks_they_agree():
   settings = scoring_throughput.Settings(
       models=('cnn2d',), lengths=(128,), scorers=('margin', 'grand'), softmax_batch=16,
-      softmax_samples=40, grand_batch=8, grand_samples=16, repeats=1, matmul_size=64)
+      softmax_samples=24, grand_batch=8, grand_samples=8, repeats=1, matmul_size=64,
+      paths=('single', 'sharded', 'topk'))
   emitted = []
   rows = scoring_throughput.measure(settings, emitted.append)
   assert emitted == rows
   kinds = [(r['kind'], r.get('scorer'), r.get('path')) for r in rows]
   assert kinds == [('matmul', None, None), ('forward', None, None),
-                   ('score', 'margin', 'single'), ('score', 'margin', 'pmap'),
-                   ('score', 'margin', 'sharded'), ('score', 'margin', 'topk'),
-                   ('score', 'grand', 'single'), ('score', 'grand', 'pmap'),
+                   ('score', 'margin', 'single'), ('score', 'margin', 'sharded'),
+                   ('score', 'margin', 'topk'), ('score', 'grand', 'single'),
                    ('score', 'grand', 'sharded')]
   for r in rows[2:]:
     assert r['samples_per_s'] > 0 and r['first_call_s'] > 0 and r['gflop_per_sample_xla'] > 0
     if r['path'] != 'topk':
       assert r['max_abs_diff_vs_first_path'] < 1e-4
-  assert 'overhead_vs_forward' in rows[4] and 'overhead_vs_forward' in rows[5]
-  assert rows[5]['topk_equals_full_sort'] is True
+  assert 'overhead_vs_forward' in rows[3] and 'overhead_vs_forward' in rows[4]
+  assert rows[4]['topk_equals_full_sort'] is True
   assert '| cnn2d | 128 | grand | sharded | 8 |' in scoring_throughput.table(rows)
 
 
@@ -48,9 +48,11 @@ def test_out_of_core_selects_what_scoring_everything_selects(tmp_path, tiny_spec
   sources.ensure_synthetic(tiny_spec, path, count_per_cell=10, seed=0, notify=lambda _: None)
   pool = formats.read_dataset(path, tiny_spec)
   assert isinstance(pool.store, formats.H5Store)
-  report, ids = out_of_core.score_out_of_core(pool, 'cnn1d', select_fraction=0.25, batch_size=16)
+  report, ids = out_of_core.score_out_of_core(pool, 'cnn1d', select_fraction=0.25, batch_size=16,
+                                                 compare_in_memory=True)
   assert report['vectors'] == 120 and report['k'] == 30 and report['selected'] == 30
   assert report['peak_rss_gib'] > 0 and report['read_s'] > 0
+  assert report['in_memory_selects_the_same'] and report['in_memory_samples_per_s'] > 0
   model = models.get('cnn1d', 4, 128)
   margins = scoring.score_pool(model, scoring_throughput.untrained_variables(model, 128),
                                pool.in_memory())
@@ -68,3 +70,14 @@ def test_bf16_comparison_on_known_scores():
                                '1': {'k': 100, 'overlap': 1.0}}
   assert report['max_abs_margin_diff'] == pytest.approx(0.5)
   assert 0.9 < report['spearman'] < 1.0
+
+
+def test_conv_formulations_agree():
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((2, 2, 18, 256)).astype(np.float32)
+  k = rng.standard_normal((2, 3, 256, 80)).astype(np.float32) * 0.05
+  outs = {name: np.asarray(fn(x, k)) for name, fn in conv_formulations.conv_variants(16).items()}
+  assert len(outs) == 4
+  for out in outs.values():
+    assert out.shape == (2, 1, 20, 80)
+    np.testing.assert_allclose(out, outs['XLA conv, NHWC'], atol=1e-4)
