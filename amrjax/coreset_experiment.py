@@ -151,11 +151,17 @@ def load_split(config: CoresetConfig, log: Callable[[str], None] = print):
   return data, train.in_memory(), test.in_memory()
 
 
+def _run_key(record: dict) -> tuple:
+  """(method, rate, seed, selection model, evaluation model) of a ``runs.jsonl`` record."""
+  return (record['method'], record['rate'], record['seed'], record['selection_model'],
+          record['eval_model'])
+
+
 def run(config: CoresetConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results."""
   run_dir = RunDir(workdir)
-  run_dir.write_json('config.json', dataclasses.asdict(config))
+  done = {_run_key(r): r for r in run_dir.start(dataclasses.asdict(config), log=log)}
   t_start = time.time()
   data, train, test = load_split(config, log)
   spec = data.spec
@@ -174,6 +180,10 @@ def run(config: CoresetConfig, workdir: Path | str, *,
     eval_seed = derive_seed(seed, 'coreset-evaluation')
 
     def train_and_test(method, rate, sel_name, eval_name, pool):
+      key = (method, rate, seed, sel_name, eval_name)
+      if key in done:  # tested before an interruption (the selection is redone: seeded)
+        runs.append(done[key])
+        return
       evaluator = models.get(eval_name, spec.num_classes, spec.length)
       tag = dict(seed=seed, method=method, rate=rate, selection_model=sel_name,
                  eval_model=eval_name, phase='evaluation')

@@ -236,7 +236,9 @@ def run(config: CwLossConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results."""
   run_dir = RunDir(workdir)
-  run_dir.write_json('config.json', dataclasses.asdict(config))
+  # A different configuration in this folder is refused. Run again in the same folder this
+  # experiment recomputes every cell (seeded: the same values), appending to runs.jsonl.
+  run_dir.start(dataclasses.asdict(config), log=log)
   t_start = time.time()
   data = presets.load_dataset(config, log)
   spec = data.spec

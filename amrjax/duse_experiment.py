@@ -24,6 +24,11 @@ used to train and test each of them (cross-architecture evaluation, DUSE Table I
 ``experiments/crossarch.py``) and the results hold one table per rate, methods by model. ``run`` writes ``config.json``, ``metrics.jsonl``,
 ``runs.jsonl`` (each test result as it is produced), ``selected/*.npy``, ``rounds/*.json``
 and ``results.json`` into the run directory and returns the results.
+
+Run again with the same run directory after a kill, it resumes: every (method, rate, seed,
+evaluation model) already in ``runs.jsonl`` is read back instead of recomputed, and every
+other one is recomputed from its seeds, so the results equal an uninterrupted run's. A run
+directory of a different configuration is refused (``RunDir.start``).
 """
 
 from __future__ import annotations
@@ -174,7 +179,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results."""
   run_dir = RunDir(workdir)
-  run_dir.write_json('config.json', dataclasses.asdict(config))
+  done = {_run_key(r): r for r in run_dir.start(dataclasses.asdict(config), log=log)}
   t_start = time.time()
   data = presets.load_dataset(config, log)
   spec = data.spec
@@ -199,11 +204,24 @@ def run(config: DuseConfig, workdir: Path | str, *,
         f'D_T {len(splits.target):,}  D_A {len(splits.auxiliary):,}')
     eval_seed = derive_seed(seed, 'final-training')
 
+    def finished(method: str, rate: float | None) -> bool:
+      """Whether an interrupted run of this configuration already tested this cell."""
+      found = [(method, rate, seed, e) in done for e in evaluators]
+      if all(found):
+        runs.extend(done[(method, rate, seed, e)] for e in evaluators)
+        log(f'[seed {seed}] {config.method_label(method)}'
+            f'{"" if rate is None else " at " + rate_label(rate)}: done before the '
+            'interruption (runs.jsonl)')
+      return all(found)
+
     def train_and_test(method: str, rate: float | None, train_pool, selected=None, extra=None):
       name = f'{method}-seed{seed}' + ('' if rate is None else f'-r{rate:g}')
       if selected is not None:
         run_dir.write_ids(f'selected/{name}.npy', selected)
       for eval_name, evaluator in evaluators.items():
+        if (method, rate, seed, eval_name) in done:
+          runs.append(done[(method, rate, seed, eval_name)])
+          continue
         t0 = time.time()
         tag = dict(seed=seed, method=method, rate=rate, eval_model=eval_name, phase='final')
         state, _ = fit(evaluator, train_pool, final_train, seed=eval_seed,
@@ -221,7 +239,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
             f'test accuracy {result.accuracy:.2%} on {len(train_pool):,} training vectors '
             f'({record["seconds"]:.0f} s)')
 
-    if TARGET in config.methods:
+    if TARGET in config.methods and not finished(TARGET, None):
       train_and_test(TARGET, None, splits.target)
     for rate in config.rates:
       budget = expansion.budget_for_rate(rate, len(splits.train))
@@ -231,13 +249,13 @@ def run(config: DuseConfig, workdir: Path | str, *,
       if budget > len(splits.auxiliary):
         raise ConfigError(f'expansion rate {rate} needs {budget} vectors but D_A has '
                           f'{len(splits.auxiliary)}; lower the rate')
-      if RANDOM in config.methods:
+      if RANDOM in config.methods and not finished(RANDOM, rate):
         picked = random_expansion(splits, budget, config.setting,
                                   np.random.default_rng(derive_seed(seed, 'random', rate)))
         moved = splits.auxiliary.subset(picked)
         train_and_test(RANDOM, rate, splits.target.union(moved), moved.ids)
       for method in config.methods:
-        if method in METHODS:
+        if method in METHODS or finished(method, rate):
           continue
         quotas = (None if config.setting == expansion.IMBALANCE else select.balanced_quotas(
             splits.target.class_counts(), budget, splits.auxiliary.class_counts()))
@@ -255,7 +273,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
                        extra={'selection_seconds': selection.seconds})
       duse_runs = {ONESHOT: 1, DUSE: config.rounds}
       for method, rounds in duse_runs.items():
-        if method not in config.methods:
+        if method not in config.methods or finished(method, rate):
           continue
         exp_config = expansion.ExpansionConfig(
             budget=budget, rounds=rounds, setting=config.setting, train=round_train,
@@ -293,6 +311,11 @@ def run(config: DuseConfig, workdir: Path | str, *,
                           row_header=table['row_header']))
   log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
   return results
+
+
+def _run_key(record: dict) -> tuple:
+  """(method, rate, seed, evaluation model) of a ``runs.jsonl`` record."""
+  return record['method'], record['rate'], record['seed'], record['eval_model']
 
 
 def random_expansion(splits: splits_lib.Splits, budget: int, setting: str,

@@ -4,6 +4,11 @@ Every result file is written atomically (a temporary file in the same folder, th
 ``os.replace``), so a killed run leaves either the previous version or the new one,
 never half of one.
 
+Resuming: :meth:`RunDir.start` writes ``config.json`` in a new folder; in a folder that
+already holds one it checks that the configuration is the same (a different one is refused,
+never mixed in) and returns the records of ``runs.jsonl``, so a driver run again with the
+same ``--workdir`` after a kill skips what is already done.
+
 With several processes (``jax.distributed``) every process computes the same results and
 only process 0 writes; the others' ``RunDir`` methods return without touching the disk.
 """
@@ -64,6 +69,54 @@ class RunDir:
     except OSError as e:
       raise ConfigError(f'cannot write to the run directory {self.path} ({e.strerror}); '
                         'choose another --workdir') from None
+
+  def start(self, config: dict, log=print) -> list[dict]:
+    """Begins or resumes the run of ``config``; returns the ``runs.jsonl`` records so far.
+
+    A new folder gets ``config.json``. A folder with a ``config.json`` of the same
+    configuration is resumed: its ``runs.jsonl`` records are returned (a last line cut off
+    by a kill is removed from the file and reported; its run is redone). A folder with a
+    different configuration is refused with the keys that differ.
+    """
+    config = _jsonable(config)
+    existing = self.path / 'config.json'
+    if not existing.is_file():
+      self.write_json('config.json', config)
+      return []
+    try:
+      previous = json.loads(existing.read_text())
+    except (OSError, ValueError) as e:
+      raise ConfigError(f'{existing} is unreadable ({e}); choose a new --workdir') from None
+    if previous != config:
+      keys = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))
+      raise ConfigError(f'{self.path} holds a run with a different configuration (differs '
+                        f'in: {", ".join(keys)}); use a new --workdir, or the same flags to '
+                        'resume it')
+    records = self.read_jsonl('runs.jsonl', log=log)
+    log(f'resuming the run in {self.path}: {len(records)} result(s) already in runs.jsonl')
+    return records
+
+  def read_jsonl(self, name: str, log=print) -> list[dict]:
+    """The records of ``name``; a cut-off last line is dropped from the file and reported."""
+    path = self.path / name
+    if not path.is_file():
+      return []
+    lines = path.read_text().split('\n')
+    records = []
+    for i, line in enumerate(lines):
+      if not line.strip():
+        continue
+      try:
+        records.append(json.loads(line))
+      except ValueError:
+        if i < len(lines) - 1 and any(rest.strip() for rest in lines[i + 1:]):
+          raise ConfigError(f'{path} line {i + 1} is not JSON; the run directory is '
+                            'damaged: use a new --workdir') from None
+        log(f'{path}: dropped a last line cut off by an interrupted write; that run is redone')
+        if self.writes:
+          with atomic_write(path, 'w') as f:
+            f.write(''.join(json.dumps(r) + '\n' for r in records))
+    return records
 
   def file(self, name: str) -> Path:
     return self.path / name

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from amrjax.data import formats, specs
-from amrjax.errors import DataFormatError
+from amrjax.errors import ConfigError, DataFormatError
 from amrjax.fileio import atomic_write
 from amrjax.rundir import RunDir
 
@@ -47,3 +47,27 @@ def test_only_process_zero_writes_the_run_directory(tmp_path, monkeypatch):
   run.write_npy('w/a.npy', np.ones(2))
   run.append_jsonl('m.jsonl', {'x': 1})
   assert not (tmp_path / 'run').exists()
+
+
+def test_run_dir_start_resumes_the_same_config_and_refuses_another(tmp_path):
+  run = RunDir(tmp_path / 'run')
+  assert run.start({'a': 1, 'b': (1, 2)}, log=lambda _: None) == []
+  run.append_jsonl('runs.jsonl', {'x': 1})
+  run.append_jsonl('runs.jsonl', {'x': 2})
+  with open(tmp_path / 'run' / 'runs.jsonl', 'a') as f:
+    f.write('{"x": 3, "cut off by a ki')  # a kill in the middle of a write
+  messages = []
+  again = RunDir(tmp_path / 'run')
+  assert again.start({'a': 1, 'b': [1, 2]}, log=messages.append) == [{'x': 1}, {'x': 2}]
+  assert any('dropped a last line cut off' in m for m in messages)
+  assert (tmp_path / 'run' / 'runs.jsonl').read_text() == '{"x": 1}\n{"x": 2}\n'
+  with pytest.raises(ConfigError, match=r'different configuration \(differs in: a, c\)'):
+    again.start({'a': 2, 'b': [1, 2], 'c': 0}, log=lambda _: None)
+
+
+def test_run_dir_refuses_a_damaged_jsonl(tmp_path):
+  run = RunDir(tmp_path / 'run')
+  run.start({'a': 1})
+  (tmp_path / 'run' / 'runs.jsonl').write_text('{"x": 1}\nnot json\n{"x": 2}\n')
+  with pytest.raises(ConfigError, match='line 2 is not JSON'):
+    run.start({'a': 1}, log=lambda _: None)

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +18,13 @@ from amrjax.errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _run(*args, cwd=REPO, timeout=300):
-  env = {**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'}
+def _env(devices=1):
+  return {**os.environ, 'JAX_PLATFORMS': 'cpu',
+          'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+
+
+def _run(*args, cwd=REPO, timeout=300, devices=1):
+  env = _env(devices)
   return subprocess.run([sys.executable, '-m', 'experiments.duse', *args], cwd=cwd, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
@@ -50,6 +57,39 @@ def test_driver_smoke(tmp_path):
   assert (workdir / 'metrics.jsonl').read_text().count('\n') > 0
   # Test results are also logged as they are produced, one line per run.
   assert (workdir / 'runs.jsonl').read_text().count('\n') == len(results['runs'])
+
+
+def test_killed_run_resumes_to_the_same_results(tmp_path):
+  """Killed and resumed on 3 CPU devices, the run equals an uninterrupted one on 1."""
+  args = ['--dataset=rml2016.10a', '--synthetic_per_cell=30', f'--cache_dir={tmp_path / "cache"}',
+          f'--data_dir={tmp_path / "data"}', '--rates=0.05', '--seeds=0', '--rounds=2',
+          '--methods=target,duse', '--round_epochs=1', '--final_epochs=1', '--batch_size=32']
+  whole = _run(*args, f'--workdir={tmp_path / "whole"}')
+  assert whole.returncode == 0, whole.stderr[-2000:]
+  workdir = tmp_path / 'killed'
+  proc = subprocess.Popen([sys.executable, '-m', 'experiments.duse', *args,
+                           f'--workdir={workdir}'], cwd=REPO, env=_env(devices=3),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  runs_file, deadline = workdir / 'runs.jsonl', time.time() + 240
+  while proc.poll() is None and time.time() < deadline and (
+      not runs_file.exists() or runs_file.read_text().count('\n') < 1):
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)  # a real kill, mid-run
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL, 'the run finished before it could be killed'
+  assert not (workdir / 'results.json').exists()
+  resumed = _run(*args, f'--workdir={workdir}', devices=3)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert 'resuming the run' in resumed.stdout and 'done before the interruption' in resumed.stdout
+  want = json.loads((tmp_path / 'whole' / 'results.json').read_text())
+  got = json.loads((workdir / 'results.json').read_text())
+  assert got['table']['rows'] == want['table']['rows']
+  assert [r['test'] for r in got['runs']] == [r['test'] for r in want['runs']]
+  for path in sorted((tmp_path / 'whole' / 'selected').glob('*.npy')):
+    np.testing.assert_array_equal(np.load(workdir / 'selected' / path.name), np.load(path))
+  # The same folder with another configuration is refused, not mixed in.
+  line = _one_line_error(_run(*args[:-1], '--batch_size=16', f'--workdir={workdir}'))
+  assert 'holds a run with a different configuration (differs in: batch_size)' in line
 
 
 def _one_line_error(proc):
