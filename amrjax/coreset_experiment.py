@@ -44,7 +44,7 @@ from amrjax import presets
 from amrjax.errors import ConfigError
 from amrjax.rundir import RunDir
 from amrjax.seeding import derive_seed
-from amrjax.train import TrainConfig, evaluate, fit
+from amrjax.train import TrainConfig, diverged_where, evaluate, fit
 from amrjax.train.loop import COSINE, SCHEDULES
 
 FULL = 'full'
@@ -94,6 +94,7 @@ class CoresetConfig:
   cache_dir: str | None = None
   synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']
   allow_synthetic: bool = True
+  drop_nonfinite: bool = False
   strategy_options: dict = dataclasses.field(default_factory=dict)
 
   @classmethod
@@ -188,8 +189,12 @@ def run(config: CoresetConfig, workdir: Path | str, *,
       tag = dict(seed=seed, method=method, rate=rate, selection_model=sel_name,
                  eval_model=eval_name, phase='evaluation')
       t0 = time.time()
-      state, _ = fit(evaluator, pool, eval_train, seed=eval_seed,
-                     on_epoch=lambda m: run_dir.log_metrics({**tag, **m}))
+      where = (f'seed {seed}, {config.method_label(method)}'
+               f'{"" if rate is None else " at " + rate_label(rate)}, evaluation of '
+               f'{models.label(eval_name)} (selected by {models.label(sel_name)})')
+      with diverged_where(where):
+        state, _ = fit(evaluator, pool, eval_train, seed=eval_seed,
+                       on_epoch=lambda m: run_dir.log_metrics({**tag, **m}))
       result = evaluate(evaluator, state.variables, test)
       record = dict(method=method, rate=rate, seed=seed, selection_model=sel_name,
                     eval_model=eval_name, train_size=len(pool),

@@ -105,6 +105,7 @@ class CwLossConfig:
   cache_dir: str | None = None
   synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']
   allow_synthetic: bool = True
+  drop_nonfinite: bool = False
 
   @classmethod
   def from_preset(cls, preset: str = 'quick', **overrides) -> CwLossConfig:

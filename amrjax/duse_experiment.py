@@ -21,8 +21,8 @@ Method groups: ``default`` (the four above), ``baselines`` (DUSE's 8 baselines),
 All final trainings of a seed start from the same initialisation, so differences between
 methods come from their training sets. With several ``eval_models`` every training set is
 used to train and test each of them (cross-architecture evaluation, DUSE Table III;
-``experiments/crossarch.py``) and the results hold one table per rate, methods by model. ``run`` writes ``config.json``, ``metrics.jsonl``,
-``runs.jsonl`` (each test result as it is produced), ``selected/*.npy``, ``rounds/*.json``
+``experiments/crossarch.py``) and the results hold one table per rate, methods by model.
+``run`` writes ``config.json``, ``metrics.jsonl``, ``runs.jsonl`` (each test result as it is produced), ``selected/*.npy``, ``rounds/*.json``
 and ``results.json`` into the run directory and returns the results.
 
 Run again with the same run directory after a kill, it resumes: every (method, rate, seed,
@@ -46,7 +46,7 @@ from amrjax import presets
 from amrjax.errors import ConfigError
 from amrjax.rundir import RunDir
 from amrjax.seeding import derive_seed
-from amrjax.train import TrainConfig, evaluate, fit
+from amrjax.train import TrainConfig, diverged_where, evaluate, fit
 
 TARGET, RANDOM, ONESHOT, DUSE = 'target', 'random', 'duse_oneshot', 'duse'
 METHODS = (TARGET, RANDOM, ONESHOT, DUSE)
@@ -132,6 +132,7 @@ class DuseConfig:
   strategy_options: dict = dataclasses.field(
       default_factory=lambda: dict(PRESETS['quick']['strategy_options']))
   allow_synthetic: bool = True
+  drop_nonfinite: bool = False
 
   @classmethod
   def from_preset(cls, preset: str = 'quick', **overrides) -> DuseConfig:
@@ -224,8 +225,12 @@ def run(config: DuseConfig, workdir: Path | str, *,
           continue
         t0 = time.time()
         tag = dict(seed=seed, method=method, rate=rate, eval_model=eval_name, phase='final')
-        state, _ = fit(evaluator, train_pool, final_train, seed=eval_seed,
-                       on_epoch=lambda m, tag=tag: run_dir.log_metrics({**tag, **m}))
+        where = (f'seed {seed}, {config.method_label(method)}'
+                 f'{"" if rate is None else " at " + rate_label(rate)}, final training of '
+                 f'{models.label(eval_name)}')
+        with diverged_where(where):
+          state, _ = fit(evaluator, train_pool, final_train, seed=eval_seed,
+                         on_epoch=lambda m, tag=tag: run_dir.log_metrics({**tag, **m}))
         result = evaluate(evaluator, state.variables, splits.test)
         record = dict(method=method, rate=rate, seed=seed, eval_model=eval_name,
                       train_size=len(train_pool),
@@ -259,10 +264,12 @@ def run(config: DuseConfig, workdir: Path | str, *,
           continue
         quotas = (None if config.setting == expansion.IMBALANCE else select.balanced_quotas(
             splits.target.class_counts(), budget, splits.auxiliary.class_counts()))
-        selection = strategies.select_one_shot(
-            method, scorer, splits.target, splits.auxiliary, budget, train=round_train,
-            seed=scorer_seed, quotas=quotas,
-            options=config.strategy_options.get(method))
+        with diverged_where(f'seed {seed}, {config.method_label(method)} at {rate_label(rate)}, '
+                            'scorer training'):
+          selection = strategies.select_one_shot(
+              method, scorer, splits.target, splits.auxiliary, budget, train=round_train,
+              seed=scorer_seed, quotas=quotas,
+              options=config.strategy_options.get(method))
         for record in selection.history:
           run_dir.log_metrics({'seed': seed, 'method': method, 'rate': rate,
                                'phase': 'selection', **record})
@@ -279,16 +286,19 @@ def run(config: DuseConfig, workdir: Path | str, *,
             budget=budget, rounds=rounds, setting=config.setting, train=round_train,
             warm_start=config.warm_start)
         t0 = time.time()
-        result = expansion.expand(
-            scorer, splits.target, splits.auxiliary, exp_config,
-            seed=scorer_seed,
-            on_round=lambda r, m=method: log(
-                f'[seed {seed}] {config.method_label(m)} at {rate_label(rate)}: round '
-                f'{r.round}: moved {len(r.selected_ids)} (margins {r.selected_margin["min"]:.3f}'
-                f'..{r.selected_margin["max"]:.3f}), scorer train acc '
-                f'{r.train_accuracy:.2%} ({r.seconds:.0f} s)'),
-            on_epoch=lambda m, meth=method: run_dir.log_metrics(
-                {'seed': seed, 'method': meth, 'rate': rate, 'phase': 'selection', **m}))
+        with diverged_where(f'seed {seed}, {config.method_label(method)} at '
+                            f'{rate_label(rate)}'):
+          result = expansion.expand(
+              scorer, splits.target, splits.auxiliary, exp_config,
+              seed=scorer_seed,
+              on_round=lambda r, m=method: log(
+                  f'[seed {seed}] {config.method_label(m)} at {rate_label(rate)}: round '
+                  f'{r.round}: moved {len(r.selected_ids)} (margins '
+                  f'{r.selected_margin["min"]:.3f}..{r.selected_margin["max"]:.3f}), scorer '
+                  f'train acc '
+                  f'{r.train_accuracy:.2%} ({r.seconds:.0f} s)'),
+              on_epoch=lambda m, meth=method: run_dir.log_metrics(
+                  {'seed': seed, 'method': meth, 'rate': rate, 'phase': 'selection', **m}))
         run_dir.write_json(f'rounds/{method}-seed{seed}-r{rate:g}.json',
                            [r.to_json() for r in result.rounds])
         train_and_test(method, rate, result.expanded, result.selected_ids,

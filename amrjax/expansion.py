@@ -31,7 +31,7 @@ from amrjax import scoring, select
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
 from amrjax.seeding import derive_seed
-from amrjax.train import TrainConfig, fit
+from amrjax.train import TrainConfig, diverged_where, fit
 
 IMBALANCE = 'imbalance'
 BALANCE = 'balance'
@@ -174,8 +174,9 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
     # Round 1 trains exactly as the one-shot baselines do with the same seed
     # (strategies.select_one_shot), so DUSE w/o active learning = the Margin baseline.
     round_seed = seed if r == 1 else derive_seed(seed, 'duse-round', r)
-    state, history = fit(model, target, config.train, seed=round_seed,
-                         state=state if config.warm_start else None, on_epoch=on_epoch)
+    with diverged_where(f'DUSE round {r} of {config.rounds}'):
+      state, history = fit(model, target, config.train, seed=round_seed,
+                           state=state if config.warm_start else None, on_epoch=on_epoch)
     scores = scoring.score_pool(model, state.variables, auxiliary, score_fn,
                                 batch_size=config.score_batch_size)
     picked = select_uncertain(scores, auxiliary, target, k, config.setting, largest=largest)

@@ -28,7 +28,9 @@ def from_preset(cls: type[Config], presets: Mapping[str, Mapping], preset: str, 
 
 def load_dataset(config, notify: Callable[[str], None] = print) -> sources.Dataset:
   """``sources.load`` with a config's ``dataset``, ``data_dir``, ``cache_dir``,
-  ``synthetic_per_cell`` and ``allow_synthetic`` fields."""
-  return sources.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
+  ``synthetic_per_cell`` and ``allow_synthetic`` fields, then
+  ``sources.check_finite`` with its ``drop_nonfinite``."""
+  data = sources.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
                       synthetic_per_cell=config.synthetic_per_cell,
                       allow_synthetic=config.allow_synthetic, notify=notify)
+  return sources.check_finite(data, drop=config.drop_nonfinite, notify=notify)

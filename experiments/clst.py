@@ -63,6 +63,7 @@ _PARSERS = {
     'synthetic_per_cell': common.optional_int, 'eval_per_cell': common.optional_int,
 }
 OVERRIDABLE = ['dataset', 'data_dir', 'cache_dir', 'synthetic_per_cell', 'allow_synthetic',
+               'drop_nonfinite',
                'fractions', 'teacher', 'students', 'seeds', 'epochs', 'teacher_epochs',
                'batch_size', 'learning_rate', 'hard_weight', 'soft_weight', 'temperature',
                'eval_per_cell', 'validate', 'min_snr', 'inference_batch_size',

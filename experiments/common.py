@@ -22,6 +22,8 @@ flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 of a mu
                     'run (jax.distributed); unset: one process.')
 flags.DEFINE_integer('num_processes', 1, 'Processes in the multi-process run.')
 flags.DEFINE_integer('process_id', 0, 'This process, 0..num_processes-1.')
+flags.DEFINE_boolean('drop_nonfinite', False, 'Leave out vectors holding NaN or infinite '
+                     'values (their count is recorded in results.json); default: refuse them.')
 
 
 def explicit_flags(names: Iterable[str], parsers: dict[str, Callable] | None = None) -> dict:

@@ -57,6 +57,7 @@ _PARSERS = {
     'synthetic_per_cell': common.optional_int,
 }
 OVERRIDABLE = ['dataset', 'data_dir', 'cache_dir', 'synthetic_per_cell', 'allow_synthetic',
+               'drop_nonfinite',
                'tables', 'ks', 'table2_k', 'weight_model', 'models', 'seeds', 'epochs',
                'patience', 'validation_fraction', 'max_per_cell', 'batch_size',
                'learning_rate', 'warm_start']

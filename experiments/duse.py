@@ -60,6 +60,7 @@ _PARSERS = {
 
 
 OVERRIDABLE = ['dataset', 'data_dir', 'cache_dir', 'synthetic_per_cell', 'allow_synthetic',
+               'drop_nonfinite',
                'rates', 'rounds', 'setting', 'model', 'eval_models', 'seeds', 'round_epochs',
                'final_epochs', 'max_per_cell', 'methods', 'batch_size', 'learning_rate',
                'min_snr', 'target_fraction', 'warm_start']

@@ -64,6 +64,7 @@ _PARSERS = {
     'synthetic_per_cell': common.optional_int, 'min_snr': common.optional_float,
 }
 OVERRIDABLE = ['dataset', 'data_dir', 'cache_dir', 'synthetic_per_cell', 'allow_synthetic',
+               'drop_nonfinite',
                'rates', 'seeds', 'selection_models', 'eval_models', 'methods', 'ablation',
                'selection_epochs', 'eval_epochs', 'batch_size', 'learning_rate',
                'eval_schedule', 'min_snr',

@@ -83,3 +83,25 @@ def test_bad_configs(sets, model):
   with pytest.raises(ConfigError, match='share sample ids'):
     expansion.expand(model, target, target, expansion.ExpansionConfig(budget=1, rounds=1),
                      seed=0)
+
+
+def test_a_diverged_round_names_the_round(monkeypatch):
+  from amrjax.train import TrainingDivergedError
+  calls = []
+
+  def diverging_fit(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+      raise TrainingDivergedError('training diverged in epoch 3 (by step 12): loss nan')
+    return real_fit(*args, **kwargs)
+
+  real_fit = expansion.fit
+  monkeypatch.setattr(expansion, 'fit', diverging_fit)
+  pool = random_pool(n=60, num_classes=4)
+  target, aux = pool.subset(np.arange(12)), pool.subset(np.arange(12, 60))
+  model = models.get('cnn1d', 4, 128)
+  config = expansion.ExpansionConfig(budget=6, rounds=3,
+                                     train=TrainConfig(epochs=1, batch_size=16))
+  with pytest.raises(TrainingDivergedError,
+                     match=r'^DUSE round 2 of 3: training diverged in epoch 3 \(by step 12\)'):
+    expansion.expand(model, target, aux, config, seed=0)

@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from amrjax.data import formats, specs as specs_lib, synth
 from amrjax.data.pool import SignalPool
-from amrjax.errors import ConfigError
+from amrjax.errors import ConfigError, DataFormatError
 
 REAL = 'real'
 SYNTHETIC = 'synthetic'
@@ -111,3 +113,40 @@ def load(name: str, *, data_dir: Path | str | None = None,
       'generator_version': synth.GENERATOR_VERSION, 'seed': synthetic_seed,
       'count_per_cell': spec.count_per_cell if synthetic_per_cell is None
                         else int(synthetic_per_cell)})
+
+
+def nonfinite_positions(pool: SignalPool, chunk: int = 8192) -> np.ndarray:
+  """Positions (int64) of the members whose signal holds a NaN or an infinity.
+
+  Reads the pool in chunks of ``chunk`` vectors, so an HDF5 pool is scanned without being
+  held in memory (one pass over the file).
+  """
+  bad = []
+  for start in range(0, len(pool), chunk):
+    positions = np.arange(start, min(start + chunk, len(pool)))
+    x = pool.signals(positions)
+    bad.append(positions[~np.isfinite(x).all(axis=(1, 2))])
+  return np.concatenate(bad) if bad else np.zeros(0, np.int64)
+
+
+def check_finite(data: Dataset, *, drop: bool = False,
+                 notify: Callable[[str], None] = print) -> Dataset:
+  """Refuses a dataset with NaN or infinite samples, or (``drop=True``) leaves them out.
+
+  The count of dropped vectors is recorded in ``origin['nonfinite_dropped']`` (0 when none),
+  so results.json says how many were left out.
+  """
+  bad = nonfinite_positions(data.pool)
+  if bad.size and not drop:
+    raise DataFormatError(
+        f'{data.origin.get("path", data.spec.name)}: {bad.size} of {len(data.pool):,} '
+        f'vectors hold NaN or infinite values (first sample ids: '
+        f'{data.pool.ids[bad[:5]].tolist()}); fix the file, or pass --drop_nonfinite to '
+        'leave them out')
+  if bad.size:
+    keep = np.ones(len(data.pool), bool)
+    keep[bad] = False
+    notify(f'amrjax: left out {bad.size} of {len(data.pool):,} vectors holding NaN or '
+           'infinite values (--drop_nonfinite)')
+    data = dataclasses.replace(data, pool=data.pool.subset(keep))
+  return dataclasses.replace(data, origin={**data.origin, 'nonfinite_dropped': int(bad.size)})

@@ -16,9 +16,10 @@ training early and returns the best epoch's state (AFNet Sec. IV: patience 15).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import flax.linen as nn
 import jax
@@ -37,6 +38,15 @@ from amrjax.train.state import TrainState, create_state
 
 class TrainingDivergedError(AmrjaxError, FloatingPointError):
   """The loss or the gradient norm became NaN or infinite."""
+
+
+@contextlib.contextmanager
+def diverged_where(where: str) -> Iterator[None]:
+  """Puts ``where`` (the round, method, seed, model) in front of a divergence's message."""
+  try:
+    yield
+  except TrainingDivergedError as e:
+    raise TrainingDivergedError(f'{where}: {e}') from None
 
 
 CONSTANT, COSINE = 'constant', 'cosine'

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from amrjax.data import formats, sources, specs
+from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError, DataFormatError
 
 
@@ -48,3 +49,19 @@ def test_rml2016_stand_in_is_a_real_format_pickle(tmp_path):
   assert ds.origin['path'].endswith('RML2016.10a_dict.pkl')
   data = formats.load_pickle(ds.origin['path'])
   assert ('QAM64', 18) in data and data[('QAM64', 18)].shape == (2, 2, 128)
+
+
+def test_check_finite_refuses_or_drops_nonfinite_vectors_with_the_count():
+  x = np.random.default_rng(0).standard_normal((30, 2, 16)).astype(np.float32)
+  x[4, 0, 2], x[17, 1, 0] = np.nan, -np.inf
+  pool = SignalPool.from_arrays(x, np.arange(30) % 3, np.zeros(30), ('a', 'b', 'c'))
+  data = sources.Dataset(specs.get_spec('rml2016.10a'), pool, {'kind': 'real', 'path': 'f.pkl'})
+  np.testing.assert_array_equal(sources.nonfinite_positions(pool, chunk=7), [4, 17])
+  with pytest.raises(DataFormatError, match=r'f.pkl: 2 of 30 vectors hold NaN or infinite '
+                     r'values \(first sample ids: \[4, 17\]\); fix the file, or pass '
+                     '--drop_nonfinite'):
+    sources.check_finite(data)
+  kept = sources.check_finite(data, drop=True, notify=lambda _: None)
+  assert len(kept.pool) == 28 and kept.origin['nonfinite_dropped'] == 2
+  assert 4 not in kept.pool.ids and 17 not in kept.pool.ids
+  assert sources.check_finite(kept).origin['nonfinite_dropped'] == 0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from amrjax import duse_experiment
-from amrjax.data import formats, specs
+from amrjax.data import formats, specs, synth
 from amrjax.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,6 +122,20 @@ def test_corrupt_and_missing_files_are_one_line(tmp_path):
   line = _one_line_error(_run('--dataset=rml2016.10a', f'--data_dir={tmp_path}',
                               f'--workdir={tmp_path / "w"}'))
   assert 'truncated or corrupt' in line and 'download it again' in line
+
+
+def test_nan_samples_are_refused_with_their_count(tmp_path):
+  spec = specs.get_spec('rml2016.10a')
+  cells = {(spec.names_in_file[c], int(snr)): x
+           for c, snr, x in synth.iter_cells(spec, count_per_cell=2, seed=0)}
+  first = next(iter(cells))
+  cells[first][0, 1, 7] = np.nan
+  cells[first][1, 0, 3] = np.inf
+  formats.write_rml2016_pickle(tmp_path / spec.file_name, cells)
+  line = _one_line_error(_run('--dataset=rml2016.10a', f'--data_dir={tmp_path}',
+                              f'--workdir={tmp_path / "w"}'))
+  assert '2 of 440 vectors hold NaN or infinite values (first sample ids: [0, 1])' in line
+  assert '--drop_nonfinite' in line
 
 
 def test_missing_real_file_is_one_line_when_synthetic_is_not_allowed(tmp_path):

@@ -50,6 +50,16 @@ def test_coresets_are_selected_trained_on_and_tabulated(tiny_spec, tmp_path):
   lines = (tmp_path / 'run' / 'runs.jsonl').read_text().splitlines()
   assert len(lines) == len(runs)
   assert json.loads((tmp_path / 'run' / 'config.json').read_text())['rates'] == [0.25, 0.5]
+  # Run again in the same folder: every evaluation is read back, none is retrained.
+  (tmp_path / 'run' / 'results.json').unlink()
+  metrics = tmp_path / 'run' / 'metrics.jsonl'
+  evaluations = metrics.read_text().count('"phase": "evaluation"')
+  messages = []
+  again = coreset_experiment.run(config, tmp_path / 'run', log=messages.append)
+  assert [r['test'] for r in again['runs']] == [r['test'] for r in runs]
+  assert again['table']['rows'] == table['rows']
+  assert any('resuming the run' in m and f'{len(runs)} result(s)' in m for m in messages)
+  assert metrics.read_text().count('"phase": "evaluation"') == evaluations  # none retrained
 
 
 def test_settings_are_checked_before_any_training():
