@@ -26,8 +26,9 @@ used to train and test each of them (cross-architecture evaluation, DUSE Table I
 and ``results.json`` into the run directory and returns the results.
 
 Run again with the same run directory after a kill, it resumes: every (method, rate, seed,
-evaluation model) already in ``runs.jsonl`` is read back instead of recomputed, and every
-other one is recomputed from its seeds, so the results equal an uninterrupted run's. A run
+evaluation model) already in ``runs.jsonl`` is read back instead of recomputed, a DUSE
+expansion continues after its last complete round (``checkpoints/``, orbax), and every
+other cell is recomputed from its seeds, so the results equal an uninterrupted run's. A run
 directory of a different configuration is refused (``RunDir.start``).
 """
 
@@ -298,7 +299,8 @@ def run(config: DuseConfig, workdir: Path | str, *,
                   f'train acc '
                   f'{r.train_accuracy:.2%} ({r.seconds:.0f} s)'),
               on_epoch=lambda m, meth=method: run_dir.log_metrics(
-                  {'seed': seed, 'method': meth, 'rate': rate, 'phase': 'selection', **m}))
+                  {'seed': seed, 'method': meth, 'rate': rate, 'phase': 'selection', **m}),
+              checkpoints=run_dir.checkpoint_folder(f'{method}-seed{seed}-r{rate:g}'))
         run_dir.write_json(f'rounds/{method}-seed{seed}-r{rate:g}.json',
                            [r.to_json() for r in result.rounds])
         train_and_test(method, rate, result.expanded, result.selected_ids,

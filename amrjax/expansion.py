@@ -22,16 +22,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import flax.linen as nn
 import jax
 import numpy as np
 
 from amrjax import scoring, select
+from amrjax.checkpoint import RoundCheckpoints
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
 from amrjax.seeding import derive_seed
-from amrjax.train import TrainConfig, diverged_where, fit
+from amrjax.train import TrainConfig, TrainState, diverged_where, fit, init_state
 
 IMBALANCE = 'imbalance'
 BALANCE = 'balance'
@@ -90,6 +92,10 @@ class RoundRecord:
     out['selected_ids'] = self.selected_ids.tolist()
     return out
 
+  @classmethod
+  def from_json(cls, record: dict) -> RoundRecord:
+    return cls(**{**record, 'selected_ids': np.asarray(record['selected_ids'], np.int64)})
+
 
 @dataclasses.dataclass(frozen=True)
 class ExpansionResult:
@@ -146,7 +152,8 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
            score_fn: Callable[[jax.Array], jax.Array] = scoring.margin,
            largest: bool = False,
            on_round: Callable[[RoundRecord], None] | None = None,
-           on_epoch: Callable[[dict], None] | None = None) -> ExpansionResult:
+           on_epoch: Callable[[dict], None] | None = None,
+           checkpoints: Path | str | None = None) -> ExpansionResult:
   """Runs DUSE: R rounds of train on D_T, score D_A, move the K_r most uncertain.
 
   Args:
@@ -159,6 +166,11 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
     largest: select the largest scores instead (DUSE selects the smallest margins).
     on_round: called with each round's record.
     on_epoch: called with each scorer training epoch's metrics.
+    checkpoints: a folder for round checkpoints (:class:`amrjax.checkpoint.RoundCheckpoints`:
+      the scorer's state and the records so far, after every round). If it holds complete
+      rounds of an interrupted call, the loop continues after the last one; the rounds are
+      seeded, so the result equals an uninterrupted call's. Call it with the same
+      arguments: the folder belongs to one (target, auxiliary, config, seed).
 
   Returns:
     The expanded target set, the remaining auxiliary set and the per-round records.
@@ -169,7 +181,15 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
     raise ConfigError(f'budget {config.budget} exceeds the {len(auxiliary)} auxiliary '
                       'samples; lower the expansion rate')
   state, records = None, []
+  saved = RoundCheckpoints(checkpoints) if checkpoints is not None else None
+  if saved is not None and saved.latest():
+    state, records = _resume(model, target, saved, config)
+    moved_ids = np.concatenate([rec.selected_ids for rec in records])
+    target = target.union(auxiliary.take_ids(moved_ids))
+    auxiliary = auxiliary.drop_ids(moved_ids)
   for r, k in enumerate(round_budgets(config.budget, config.rounds), start=1):
+    if r <= len(records):
+      continue  # done before an interruption
     t0 = time.time()
     # Round 1 trains exactly as the one-shot baselines do with the same seed
     # (strategies.select_one_shot), so DUSE w/o active learning = the Margin baseline.
@@ -189,6 +209,24 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
         selected_margin=_stats(scores[picked]), pool_margin=_stats(scores),
         train_loss=last['loss'], train_accuracy=last['accuracy'], seconds=time.time() - t0)
     records.append(record)
+    if saved is not None:
+      saved.save(r, state, {'budget': config.budget, 'rounds': config.rounds, 'seed': seed,
+                            'records': [rec.to_json() for rec in records]})
     if on_round is not None:
       on_round(record)
   return ExpansionResult(target, auxiliary, records)
+
+
+def _resume(model: nn.Module, target: SignalPool, saved: RoundCheckpoints,
+            config: ExpansionConfig) -> tuple[TrainState, list[RoundRecord]]:
+  """The scorer state and the records of the last complete round in ``saved``."""
+  last = saved.latest()
+  like = init_state(model, length=target.length, learning_rate=config.train.learning_rate,
+                    seed=0, schedule=config.train.schedule,
+                    decay_steps=config.train.epochs * -(-len(target) // config.train.batch_size))
+  state, record = saved.load(last, like)
+  if record['budget'] != config.budget or record['rounds'] != config.rounds:
+    raise ConfigError(f'the round checkpoints in {saved.folder} belong to another expansion '
+                      f'(budget {record["budget"]}, {record["rounds"]} rounds); remove them or '
+                      'use another folder')
+  return state, [RoundRecord.from_json(r) for r in record['records']]

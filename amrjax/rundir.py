@@ -118,6 +118,13 @@ class RunDir:
             f.write(''.join(json.dumps(r) + '\n' for r in records))
     return records
 
+  def checkpoint_folder(self, name: str) -> Path | None:
+    """``checkpoints/<name>`` for a loop's round checkpoints; None with several processes
+    (each would need its own copy to resume alike), so such runs resume cell by cell only."""
+    if jax.process_count() > 1:
+      return None
+    return self.path / 'checkpoints' / name
+
   def file(self, name: str) -> Path:
     return self.path / name
 

@@ -105,3 +105,31 @@ def test_a_diverged_round_names_the_round(monkeypatch):
   with pytest.raises(TrainingDivergedError,
                      match=r'^DUSE round 2 of 3: training diverged in epoch 3 \(by step 12\)'):
     expansion.expand(model, target, aux, config, seed=0)
+
+
+def test_round_checkpoints_resume_to_the_uninterrupted_result(tmp_path):
+  import shutil
+  pool = random_pool(n=60, num_classes=4, seed=3)
+  target, aux = pool.subset(np.arange(0, 60, 5)), pool.subset(np.setdiff1d(np.arange(60),
+                                                                           np.arange(0, 60, 5)))
+  model = models.get('cnn1d', 4, 128)
+  config = expansion.ExpansionConfig(budget=9, rounds=3,
+                                     train=TrainConfig(epochs=1, batch_size=16))
+  whole = expansion.expand(model, target, aux, config, seed=4, checkpoints=tmp_path / 'ck')
+  assert sorted(p.name for p in (tmp_path / 'ck').iterdir()) == [
+      'round-1', 'round-1.json', 'round-2', 'round-2.json', 'round-3', 'round-3.json']
+  # As if killed during round 2's save: round 2's state exists, its record does not.
+  shutil.rmtree(tmp_path / 'ck' / 'round-3')
+  (tmp_path / 'ck' / 'round-3.json').unlink()
+  (tmp_path / 'ck' / 'round-2.json').unlink()
+  rounds_run = []
+  resumed = expansion.expand(model, target, aux, config, seed=4, checkpoints=tmp_path / 'ck',
+                             on_round=lambda r: rounds_run.append(r.round))
+  assert rounds_run == [2, 3]
+  for a, b in zip(whole.rounds, resumed.rounds):
+    np.testing.assert_array_equal(a.selected_ids, b.selected_ids)
+    assert a.selected_margin == b.selected_margin and a.train_loss == b.train_loss
+  np.testing.assert_array_equal(whole.expanded.ids, resumed.expanded.ids)
+  other = expansion.ExpansionConfig(budget=6, rounds=3, train=config.train)
+  with pytest.raises(ConfigError, match='belong to another expansion'):
+    expansion.expand(model, target, aux, other, seed=4, checkpoints=tmp_path / 'ck')
