@@ -22,8 +22,9 @@ All final trainings of a seed start from the same initialisation, so differences
 methods come from their training sets. With several ``eval_models`` every training set is
 used to train and test each of them (cross-architecture evaluation, DUSE Table III;
 ``experiments/crossarch.py``) and the results hold one table per rate, methods by model.
-``run`` writes ``config.json``, ``metrics.jsonl``, ``runs.jsonl`` (each test result as it is produced), ``selected/*.npy``, ``rounds/*.json``
-and ``results.json`` into the run directory and returns the results.
+``run`` writes ``config.json``, ``metrics.jsonl``, ``runs.jsonl`` (each test result as it
+is produced), ``selected/*.npy``, ``rounds/*.json`` and ``results.json`` into the run
+directory and returns the results.
 
 Run again with the same run directory after a kill, it resumes: every (method, rate, seed,
 evaluation model) already in ``runs.jsonl`` is read back instead of recomputed, a DUSE

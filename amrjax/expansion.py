@@ -183,7 +183,7 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
   state, records = None, []
   saved = RoundCheckpoints(checkpoints) if checkpoints is not None else None
   if saved is not None and saved.latest():
-    state, records = _resume(model, target, saved, config)
+    state, records = _resume(model, target, saved, config, seed)
     moved_ids = np.concatenate([rec.selected_ids for rec in records])
     target = target.union(auxiliary.take_ids(moved_ids))
     auxiliary = auxiliary.drop_ids(moved_ids)
@@ -218,15 +218,16 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
 
 
 def _resume(model: nn.Module, target: SignalPool, saved: RoundCheckpoints,
-            config: ExpansionConfig) -> tuple[TrainState, list[RoundRecord]]:
+            config: ExpansionConfig, seed: int) -> tuple[TrainState, list[RoundRecord]]:
   """The scorer state and the records of the last complete round in ``saved``."""
   last = saved.latest()
   like = init_state(model, length=target.length, learning_rate=config.train.learning_rate,
                     seed=0, schedule=config.train.schedule,
                     decay_steps=config.train.epochs * -(-len(target) // config.train.batch_size))
   state, record = saved.load(last, like)
-  if record['budget'] != config.budget or record['rounds'] != config.rounds:
+  if (record['budget'], record['rounds'], record['seed']) != (config.budget, config.rounds,
+                                                              seed):
     raise ConfigError(f'the round checkpoints in {saved.folder} belong to another expansion '
-                      f'(budget {record["budget"]}, {record["rounds"]} rounds); remove them or '
-                      'use another folder')
+                      f'(budget {record["budget"]}, {record["rounds"]} rounds, seed '
+                      f'{record["seed"]}); remove them or use another folder')
   return state, [RoundRecord.from_json(r) for r in record['records']]

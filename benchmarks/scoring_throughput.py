@@ -12,10 +12,11 @@ For every (model, L, scorer) it scores the same random pool through each path:
 and reports, per path, the first call (trace + compile + one pass, after
 ``jax.clear_caches()``) apart from the steady rate, the largest score difference from
 ``single``, and the achieved FLOP/s: XLA's cost analysis of one batch over the measured
-wall time, as a fraction of the measured float32 matrix-multiply rate of the same devices. A ``forward`` row per (model, L) times the bare
-jitted forward pass on batches already on the devices; ``overhead`` on the ``sharded`` and
-``topk`` rows is their time over that forward time, minus 1: what reading, padding,
-sharding, the score, the top-k and the host transfer add.
+wall time, as a fraction of the measured float32 matrix-multiply rate of the same devices.
+A ``forward`` row per (model, L) times the bare jitted forward pass on batches already on
+the devices; ``overhead`` on the ``sharded`` and ``topk`` rows is their time over that
+forward time, minus 1: what reading, padding, sharding, the score, the top-k and the host
+transfer add.
 
   python -m benchmarks.scoring_throughput                       # the table in README.md
   python -m benchmarks.scoring_throughput --cpu_devices=2       # two CPU devices
