@@ -11,24 +11,21 @@ from benchmarks import bf16_selection, conv_formulations, out_of_core, scoring_t
 
 def test_scoring_throughput_measures_every_path_and_checks_they_agree():
   settings = scoring_throughput.Settings(
-      models=('cnn2d',), lengths=(128,), scorers=('margin', 'grand'), softmax_batch=16,
-      softmax_samples=24, grand_batch=8, grand_samples=8, repeats=1, matmul_size=64,
-      paths=('single', 'sharded', 'topk'))
+      models=('cnn2d',), lengths=(128,), scorers=('margin',), softmax_batch=16,
+      softmax_samples=24, repeats=1, matmul_size=64, paths=('single', 'pmap', 'topk'))
   emitted = []
   rows = scoring_throughput.measure(settings, emitted.append)
   assert emitted == rows
   kinds = [(r['kind'], r.get('scorer'), r.get('path')) for r in rows]
   assert kinds == [('matmul', None, None), ('forward', None, None),
-                   ('score', 'margin', 'single'), ('score', 'margin', 'sharded'),
-                   ('score', 'margin', 'topk'), ('score', 'grand', 'single'),
-                   ('score', 'grand', 'sharded')]
+                   ('score', 'margin', 'single'), ('score', 'margin', 'pmap'),
+                   ('score', 'margin', 'topk')]
   for r in rows[2:]:
     assert r['samples_per_s'] > 0 and r['first_call_s'] > 0 and r['gflop_per_sample_xla'] > 0
     if r['path'] != 'topk':
       assert r['max_abs_diff_vs_first_path'] < 1e-4
-  assert 'overhead_vs_forward' in rows[3] and 'overhead_vs_forward' in rows[4]
-  assert rows[4]['topk_equals_full_sort'] is True
-  assert '| cnn2d | 128 | grand | sharded | 8 |' in scoring_throughput.table(rows)
+  assert 'overhead_vs_forward' in rows[4] and rows[4]['topk_equals_full_sort'] is True
+  assert '| cnn2d | 128 | margin | pmap | 16 |' in scoring_throughput.table(rows)
 
 
 def test_untrained_variables_redraw_only_the_zero_head():
