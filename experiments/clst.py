@@ -19,15 +19,6 @@ flags.DEFINE_string('dataset', 'rml2016.10a', 'rml2016.10a, rml2016.10b, rml2016
 flags.DEFINE_enum('preset', 'quick', list(clst_experiment.PRESETS),
                   'quick: minutes on a laptop CPU; paper: ClST Sec. IV (3 % and 5 %, Adam '
                   '0.01, batch 256, cosine decay, 100 epochs).')
-flags.DEFINE_string('data_dir', None, 'Folder holding the real dataset file; default '
-                    '$AMRJAX_DATA_DIR or ./data. Without it the synthetic stand-in is used.')
-flags.DEFINE_string('cache_dir', None, 'Where the synthetic stand-in is cached; default '
-                    '$AMRJAX_CACHE_DIR or ~/.cache/amrjax.')
-flags.DEFINE_string('synthetic_per_cell', None, "Vectors per (class, SNR) cell of the "
-                    "synthetic stand-in ('all' = the real file's count; quick preset: 100, "
-                    "paper: all).")
-flags.DEFINE_boolean('allow_synthetic', True, 'Use the synthetic stand-in when the real '
-                     'file is absent; --noallow_synthetic makes a missing file an error.')
 flags.DEFINE_list('fractions', None, 'Training fractions of the dataset, drawn per (class, '
                   'SNR) cell (paper: 0.03,0.05; quick: 0.05).')
 flags.DEFINE_string('teacher', None, 'Teacher model (default clst).')

@@ -1,4 +1,5 @@
-"""What every driver shares: error reporting, preset-aware flag overrides, many processes.
+"""What every driver shares: the data flags, error reporting, preset-aware flag overrides,
+many processes.
 
 Every driver also takes ``--coordinator_address``, ``--num_processes`` and ``--process_id``:
 with a coordinator address set, the run joins a ``jax.distributed`` job before anything
@@ -22,6 +23,15 @@ flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 of a mu
                     'run (jax.distributed); unset: one process.')
 flags.DEFINE_integer('num_processes', 1, 'Processes in the multi-process run.')
 flags.DEFINE_integer('process_id', 0, 'This process, 0..num_processes-1.')
+flags.DEFINE_string('data_dir', None, 'Folder holding the real dataset file; default '
+                    '$AMRJAX_DATA_DIR or ./data. Without it the synthetic stand-in is used.')
+flags.DEFINE_string('cache_dir', None, 'Where the synthetic stand-in is cached; default '
+                    '$AMRJAX_CACHE_DIR or ~/.cache/amrjax.')
+flags.DEFINE_string('synthetic_per_cell', None, "Vectors per (class, SNR) cell of the "
+                    "synthetic stand-in ('all' = the real file's count; default: the "
+                    "preset's).")
+flags.DEFINE_boolean('allow_synthetic', True, 'Use the synthetic stand-in when the real '
+                     'file is absent; --noallow_synthetic makes a missing file an error.')
 flags.DEFINE_boolean('drop_nonfinite', False, 'Leave out vectors holding NaN or infinite '
                      'values (their count is recorded in results.json); default: refuse them.')
 

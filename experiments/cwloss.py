@@ -18,15 +18,6 @@ flags.DEFINE_string('dataset', 'rml2016.10a', 'rml2016.10a (AFNet), rml2016.10b,
                     'rml2016.04c, rml2018.01a or sig2019.')
 flags.DEFINE_enum('preset', 'quick', list(cwloss_experiment.PRESETS),
                   'quick: minutes on a laptop CPU; paper: AFNet Sec. IV.')
-flags.DEFINE_string('data_dir', None, 'Folder holding the real dataset file; default '
-                    '$AMRJAX_DATA_DIR or ./data. Without it the synthetic stand-in is used.')
-flags.DEFINE_string('cache_dir', None, 'Where the synthetic stand-in is cached; default '
-                    '$AMRJAX_CACHE_DIR or ~/.cache/amrjax.')
-flags.DEFINE_string('synthetic_per_cell', None, "Vectors per (class, SNR) cell of the "
-                    "synthetic stand-in ('all' = the real file's count; quick preset: 10, "
-                    "paper: all).")
-flags.DEFINE_boolean('allow_synthetic', True, 'Use the synthetic stand-in when the real '
-                     'file is absent; --noallow_synthetic makes a missing file an error.')
 flags.DEFINE_list('tables', None, 'Which tables to run: table1 (k sweep on the weight '
                   'model), table2 (other models with its weights). Default both.')
 flags.DEFINE_list('ks', None, 'k values of the top-k entropy for Table I (paper: 2,3,4).')

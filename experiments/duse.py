@@ -17,15 +17,6 @@ flags.DEFINE_string('dataset', 'sig2019', 'rml2016.10a, rml2016.10b, rml2016.04c
                     'rml2018.01a or sig2019.')
 flags.DEFINE_enum('preset', 'quick', list(duse_experiment.PRESETS),
                   'quick: minutes on a laptop CPU; paper: DUSE Sec. IV-D.')
-flags.DEFINE_string('data_dir', None, 'Folder holding the real dataset file; default '
-                    '$AMRJAX_DATA_DIR or ./data. Without it the synthetic stand-in is used.')
-flags.DEFINE_string('cache_dir', None, 'Where the synthetic stand-in is cached; default '
-                    '$AMRJAX_CACHE_DIR or ~/.cache/amrjax.')
-flags.DEFINE_string('synthetic_per_cell', None, "Vectors per (class, SNR) cell of the "
-                    "synthetic stand-in ('all' = the real file's count; quick preset: 50, "
-                    "paper: all).")
-flags.DEFINE_boolean('allow_synthetic', True, 'Use the synthetic stand-in when the real '
-                     'file is absent; --noallow_synthetic makes a missing file an error.')
 flags.DEFINE_list('rates', None, 'Expansion rates as fractions, e.g. 0.04,0.09 '
                   '(budget = rate x |train|).')
 flags.DEFINE_integer('rounds', None, 'Active-learning rounds R of DUSE.')

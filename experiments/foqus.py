@@ -19,13 +19,6 @@ flags.DEFINE_string('dataset', 'rml2016.10a', 'rml2016.10a, sig2019 or rml2018.0
                     'any registered dataset works.')
 flags.DEFINE_enum('preset', 'quick', list(coreset_experiment.PRESETS),
                   'quick: minutes on a laptop CPU; paper: FoQuS Sec. IV-B.')
-flags.DEFINE_string('data_dir', None, 'Folder holding the real dataset file; default '
-                    '$AMRJAX_DATA_DIR or ./data. Without it the synthetic stand-in is used.')
-flags.DEFINE_string('cache_dir', None, 'Where the synthetic stand-in is cached.')
-flags.DEFINE_string('synthetic_per_cell', None, "Vectors per (class, SNR) cell of the "
-                    "synthetic stand-in ('all' = the real file's count).")
-flags.DEFINE_boolean('allow_synthetic', True, 'Use the synthetic stand-in when the real '
-                     'file is absent.')
 flags.DEFINE_list('rates', None, 'Coreset rates as fractions (paper: 0.01,0.05,0.1,0.2,0.3).')
 flags.DEFINE_list('seeds', None, 'Seeds (paper: 3 repeats).')
 flags.DEFINE_list('selection_models', None, 'Models that select (paper: cnn1d,cnn2d).')
