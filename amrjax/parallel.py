@@ -116,6 +116,12 @@ def process_span(n: int, index: int | None = None, count: int | None = None,
   return min(index * size, n), min((index + 1) * size, n)
 
 
+def _process_slice(pool: SignalPool) -> SignalPool:
+  """The members of ``pool`` this process scores (all of them with one process)."""
+  lo, hi = process_span(len(pool))
+  return pool.subset(np.arange(lo, hi))
+
+
 def _gather_rows(tree: Any, n: int) -> Any:
   """Concatenates every process's rows (each :func:`process_span` long) in process order."""
   from jax.experimental import multihost_utils  # noqa: PLC0415 - only with many processes
@@ -179,8 +185,7 @@ def map_pool(fn: Callable[..., Any], variables: Any, pool: SignalPool, *,
     several processes each scores its :func:`process_span` and all receive all n rows.
   """
   _check_pool(pool)
-  lo, hi = process_span(len(pool))
-  local = pool.subset(np.arange(lo, hi))
+  local = _process_slice(pool)
   parts: list[Any] = []
   if len(local):
     for_each_batch(fn, variables, local, lambda _, out: parts.append(out),
@@ -214,8 +219,7 @@ def top_k_pool(fn: Callable[..., jax.Array], variables: Any, pool: SignalPool, k
   _check_pool(pool)
   if not 0 <= k <= len(pool):
     raise ConfigError(f'cannot select {k} of {len(pool)} samples')
-  lo, hi = process_span(len(pool))
-  local = pool.subset(np.arange(lo, hi))
+  local = _process_slice(pool)
   best = StreamingTopK(min(k, len(local)), largest=largest)
 
   def consume(positions, scores):

@@ -178,11 +178,8 @@ def forward_rate(model, variables, pool: SignalPool, batch: int, repeats: int,
   steps = -(-len(pool) // batch)
   xs = [parallel.shard_batch(pool.signals(np.arange(i * batch, (i + 1) * batch) % len(pool)),
                              mesh) for i in range(steps)]
-  dtype = jnp.dtype(compute_dtype)
-  cast = jax.tree.map(
-      lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, variables)
-  on_devices = parallel.replicate(cast, mesh)
-  forward = jax.jit(lambda v, x: model.apply(v, x.astype(dtype), train=False))
+  on_devices = parallel.replicate(scoring.cast_floating(variables, compute_dtype), mesh)
+  forward = jax.jit(lambda v, x: model.apply(v, x.astype(compute_dtype), train=False))
 
   def run():
     return [forward(on_devices, x) for x in xs]

@@ -51,6 +51,12 @@ from amrjax.scoring.uncertainty import (el2n, entropy, least_confidence, margin,
 COMPUTE_DTYPES = ('float32', 'bfloat16')
 
 
+def cast_floating(tree, dtype: str):
+  """``tree`` with every floating-point leaf cast to ``dtype`` (integer leaves kept)."""
+  return jax.tree.map(
+      lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
 def _forward_probs(model: nn.Module, variables, x: jax.Array, compute_dtype: str) -> jax.Array:
   """Softmax (B, C) float32 of the eval-mode forward pass, run in ``compute_dtype``.
 
@@ -61,10 +67,8 @@ def _forward_probs(model: nn.Module, variables, x: jax.Array, compute_dtype: str
     raise ConfigError(f'compute dtype must be one of {", ".join(COMPUTE_DTYPES)}, got '
                       f'{compute_dtype!r}')
   if compute_dtype != 'float32':
-    dtype = jnp.dtype(compute_dtype)
-    variables = jax.tree.map(
-        lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, variables)
-    x = x.astype(dtype)
+    variables = cast_floating(variables, compute_dtype)
+    x = x.astype(compute_dtype)
   logits = model.apply(variables, x, train=False).astype(jnp.float32)
   return jax.nn.softmax(logits, axis=-1)
 
@@ -124,7 +128,8 @@ def select_from_pool(model: nn.Module, variables, pool: SignalPool, k: int, *,
 
 
 __all__ = [
-    'Dynamics', 'cal', 'contextual_diversity', 'deepfool', 'el2n', 'embeddings', 'entropy',
+    'Dynamics', 'cal', 'cast_floating', 'contextual_diversity', 'deepfool', 'el2n',
+    'embeddings', 'entropy',
     'foqus_quality', 'foqus_score', 'forgetting_counts', 'glister', 'grand',
     'grand_last_layer', 'herding', 'k_center_greedy', 'labelled_softmax_scorer',
     'least_confidence', 'margin', 'per_example_grad_norm', 'persistent_error_counts',
