@@ -17,7 +17,10 @@ Each model's parameter count and per-sample inference time (``amrjax.distill``) 
 once. ``run`` writes ``config.json``, ``metrics.jsonl`` (every epoch), ``runs.jsonl`` (each
 result as it is produced) and ``results.json`` into the run directory and prints the table:
 rows teacher, each student alone and distilled; columns test accuracy per fraction,
-parameters and microseconds per sample.
+parameters and microseconds per sample. Run again with the same run directory after a
+kill, it resumes: results and timings in ``runs.jsonl`` are read back, and an unfinished
+training continues from its epoch checkpoint (``checkpoints/``, removed once
+``results.json`` is written).
 
 Choices the paper leaves open (as far as the summary tells):
 - "3 %" is of the whole dataset (after the optional SNR filter), drawn per (class, SNR)
@@ -260,16 +263,22 @@ def run(config: ClstConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results."""
   run_dir = RunDir(workdir)
-  # A different configuration in this folder is refused. Run again in the same folder this
-  # experiment recomputes every cell (seeded: the same values), appending to runs.jsonl.
-  run_dir.start(dataclasses.asdict(config), log=log)
+  # A different configuration in this folder is refused. In the same configuration's
+  # folder the results of runs.jsonl are read back; a (seed, fraction) with all of its
+  # results is skipped, and in one with some, each training is continued (or restored when
+  # it had finished) from its epoch checkpoint.
+  prior = run_dir.start(dataclasses.asdict(config), log=log)
+  prior_accuracy = {_accuracy_key(r): r for r in prior if r['record'] == 'accuracy'}
+  prior_complexity = {r['model']: r for r in prior if r['record'] == 'complexity'}
   t_start = time.time()
   data = presets.load_dataset(config, log)
   spec = data.spec
   built = {name: models.get(name, spec.num_classes, spec.length)
            for name in (config.teacher,) + config.students}
   teacher = built[config.teacher]
-  complexity: dict[str, dict] = {}
+  complexity: dict[str, dict] = {  # measured before an interruption
+      name: {k: r[k] for k in ('label', 'params', 'inference')}
+      for name, r in prior_complexity.items()}
   runs, split_sizes = [], {}
 
   def measure(name, state):
@@ -300,12 +309,18 @@ def run(config: ClstConfig, workdir: Path | str, *,
       log(f'{where} train {len(split.train):,}  validation {len(split.validation):,}  '
           f'test {len(split.test):,}')
       validation = split.validation if config.validate else None
+      keys = [(seed, fraction, m, r) for m, r in config.row_keys()]
+      if all(k in prior_accuracy for k in keys):
+        runs.extend(prior_accuracy[k] for k in keys)
+        log(f'{where} done before the interruption (runs.jsonl)')
+        continue
 
       def train_and_test(name, role, train_fn, teacher_logits=None):
         t0 = time.time()
         tag = dict(seed=seed, fraction=fraction, model=name, role=role)
+        checkpoint = run_dir.checkpoint_folder(f'{name}-{role}-seed{seed}-f{fraction:g}')
         try:
-          state, history = train_fn(lambda m: run_dir.log_metrics({**tag, **m}))
+          state, history = train_fn(lambda m: run_dir.log_metrics({**tag, **m}), checkpoint)
         except TrainingDivergedError as e:
           raise TrainingDivergedError(f'{where} {config.row_label(name, role)}: {e}') from None
         logits = predict_logits(built[name], state.variables, split.test,
@@ -322,6 +337,9 @@ def run(config: ClstConfig, workdir: Path | str, *,
           record['teacher_agreement'] = agreement
           note = f', agrees with the teacher on {agreement:.1%} of test'
         record['seconds'] = time.time() - t0
+        if (seed, fraction, name, role) in prior_accuracy:  # tested before an interruption
+          runs.append(prior_accuracy[(seed, fraction, name, role)])
+          return state, logits
         runs.append(record)
         run_dir.append_jsonl('runs.jsonl', record)  # kept even if a later training fails
         log(f'{where} {config.row_label(name, role)}: test accuracy {result.accuracy:.2%} '
@@ -331,9 +349,10 @@ def run(config: ClstConfig, workdir: Path | str, *,
 
       teacher_state, teacher_logits = train_and_test(
           config.teacher, TEACHER,
-          lambda on_epoch: fit(teacher, split.train, config.teacher_training,
-                               seed=derive_seed(seed, 'teacher', fraction),
-                               validation=validation, on_epoch=on_epoch))
+          lambda on_epoch, checkpoint: fit(
+              teacher, split.train, config.teacher_training,
+              seed=derive_seed(seed, 'teacher', fraction), validation=validation,
+              on_epoch=on_epoch, checkpoint=checkpoint))
       measure(config.teacher, teacher_state)
       for name in config.students:
         # Alone and distilled start from the same initialisation and see the same batches.
@@ -341,17 +360,19 @@ def run(config: ClstConfig, workdir: Path | str, *,
         student = built[name]
         state, _ = train_and_test(
             name, ALONE,
-            lambda on_epoch: fit(student, split.train, config.student_training,
-                                 seed=student_seed, validation=validation,
-                                 on_epoch=on_epoch), teacher_logits)
+            lambda on_epoch, checkpoint: fit(
+                student, split.train, config.student_training, seed=student_seed,
+                validation=validation, on_epoch=on_epoch, checkpoint=checkpoint),
+            teacher_logits)
         measure(name, state)
         train_and_test(
             name, DISTILLED,
-            lambda on_epoch: distill_lib.distill(
+            lambda on_epoch, checkpoint: distill_lib.distill(
                 teacher, teacher_state.variables, student, split.train,
                 config.student_training, seed=student_seed, loss=config.distillation_loss,
                 validation=validation, on_epoch=on_epoch,
-                eval_batch_size=config.eval_batch_size), teacher_logits)
+                eval_batch_size=config.eval_batch_size, checkpoint=checkpoint),
+            teacher_logits)
 
   table = result_table(config, spec.name, data.origin['kind'], runs, complexity)
   results = {
@@ -365,9 +386,15 @@ def run(config: ClstConfig, workdir: Path | str, *,
       'seconds': time.time() - t_start,
   }
   run_dir.write_json('results.json', results)
+  run_dir.discard_checkpoints()
   log(format_table(table))
   log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
   return results
+
+
+def _accuracy_key(record: dict) -> tuple:
+  """(seed, fraction, model, role) of an accuracy record of ``runs.jsonl``."""
+  return (record['seed'], record['fraction'], record['model'], record['role'])
 
 
 def result_table(config: ClstConfig, dataset: str, data_kind: str, runs: Sequence[dict],

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
@@ -131,6 +132,7 @@ def select_coresets(model: nn.Module | None, train: SignalPool, methods: Sequenc
                     batch_size: int = 1024,
                     on_selected: Callable[[Method, float, strategies.Selection], None]
                     | None = None,
+                    checkpoint: Path | str | None = None,
                     ) -> tuple[strategies.TrainedScorer | None,
                                dict[tuple[str, float], strategies.Selection]]:
   """Coresets of ``train`` for every method and rate, from one trained scorer.
@@ -147,6 +149,9 @@ def select_coresets(model: nn.Module | None, train: SignalPool, methods: Sequenc
     options: per-strategy option overrides, e.g. ``{'foqus': {'shares': (0.6, 0.3, 0.1)}}``.
     batch_size: scoring batch size.
     on_selected: called with each (method, rate, selection) as it is made.
+    checkpoint: a folder for the scorer training's epoch checkpoints (``fit``'s
+      ``checkpoint``: the state and the recorded dynamics); a finished scorer found there
+      is restored instead of retrained.
 
   Returns:
     The trained scorer (None without a model-based method) and ``{(method name, rate):
@@ -161,7 +166,7 @@ def select_coresets(model: nn.Module | None, train: SignalPool, methods: Sequenc
       raise ConfigError(f'FoQuS and Forgetting need at least 2 selection epochs, got '
                         f'{train_config.epochs}')
     scorer = strategies.train_scorer(model, train, train, needs=needs, train=train_config,
-                                     seed=seed, batch_size=batch_size)
+                                     seed=seed, batch_size=batch_size, checkpoint=checkpoint)
   else:  # Uniform alone: nothing to train
     scorer = strategies.TrainedScorer(None, None, train, train, True, frozenset(), {}, {},
                                       None, [], 0.0)

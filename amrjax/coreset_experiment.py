@@ -192,9 +192,12 @@ def run(config: CoresetConfig, workdir: Path | str, *,
       where = (f'seed {seed}, {config.method_label(method)}'
                f'{"" if rate is None else " at " + rate_label(rate)}, evaluation of '
                f'{models.label(eval_name)} (selected by {models.label(sel_name)})')
+      folder = (f'evaluation/{method.replace(":", "-")}-{sel_name}-{eval_name}-seed{seed}'
+                + ('' if rate is None else f'-r{rate:g}'))
       with diverged_where(where):
         state, _ = fit(evaluator, pool, eval_train, seed=eval_seed,
-                       on_epoch=lambda m: run_dir.log_metrics({**tag, **m}))
+                       on_epoch=lambda m: run_dir.log_metrics({**tag, **m}),
+                       checkpoint=run_dir.checkpoint_folder(folder))
       result = evaluate(evaluator, state.variables, test)
       record = dict(method=method, rate=rate, seed=seed, selection_model=sel_name,
                     eval_model=eval_name, train_size=len(pool),
@@ -202,6 +205,7 @@ def run(config: CoresetConfig, workdir: Path | str, *,
                     seconds=time.time() - t0)
       runs.append(record)
       run_dir.append_jsonl('runs.jsonl', record)  # kept even if a later run fails
+      run_dir.discard_checkpoints(folder)
       where = '' if rate is None else f' at {rate_label(rate)}'
       log(f'[seed {seed}] {models.label(sel_name)} -> {models.label(eval_name)}: '
           f'{config.method_label(method)}{where}: test accuracy {result.accuracy:.2%} on '
@@ -220,7 +224,8 @@ def run(config: CoresetConfig, workdir: Path | str, *,
           scorer_model, train, selecting, config.rates, train_config=selection_train,
           seed=derive_seed(seed, 'coreset-scorer', sel_name),
           class_balanced=config.class_balanced, options=config.strategy_options,
-          on_selected=on_selected)
+          on_selected=on_selected,
+          checkpoint=run_dir.checkpoint_folder(f'selection/{sel_name}-seed{seed}'))
       if scorer is not None:
         for record in scorer.history:
           run_dir.log_metrics({'seed': seed, 'selection_model': sel_name,
@@ -248,6 +253,7 @@ def run(config: CoresetConfig, workdir: Path | str, *,
       'seconds': time.time() - t_start,
   }
   run_dir.write_json('results.json', results)
+  run_dir.discard_checkpoints()
   for table in tables:
     log(report.text_table(table['rows'], table['columns'], title=table['title'],
                           row_header=table['row_header']))

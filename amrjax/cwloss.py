@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import flax.linen as nn
 import jax
@@ -107,6 +108,7 @@ def train_stage_two(model: nn.Module, train: SignalPool, weights: np.ndarray,
                     config: TrainConfig, *, seed: int, state: TrainState | None = None,
                     validation: SignalPool | None = None,
                     on_epoch: Callable[[dict], None] | None = None,
+                    checkpoint: Path | str | None = None,
                     ) -> tuple[TrainState, list[dict]]:
   """Stage two: trains ``model`` with the weighted cross-entropy of Eq. 11.
 
@@ -120,13 +122,14 @@ def train_stage_two(model: nn.Module, train: SignalPool, weights: np.ndarray,
     state: continue from this state (warm start); it is donated, do not reuse it.
     validation: the early-stopping pool (monitored with the unweighted cross-entropy).
     on_epoch: receives every epoch's metrics.
+    checkpoint: a folder for epoch checkpoints (``amrjax.train.fit``).
 
   Returns:
     The trained state and one metrics dict per epoch (``amrjax.train.fit``).
   """
   weights = _check_weights(weights, train)
   return fit(model, train, config, seed=seed, state=state, on_epoch=on_epoch,
-             objective=CW_LOSS, targets=weights, validation=validation)
+             objective=CW_LOSS, targets=weights, validation=validation, checkpoint=checkpoint)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,10 @@ maximum accuracy over SNR levels (``amrjax.cwloss.snr_summary``). ``run`` writes
 ``config.json``, ``metrics.jsonl`` (per-epoch metrics), ``runs.jsonl`` (each test result as it
 is produced), ``weights/*.npy`` (the weights with the training ids they belong to) and
 ``results.json`` into the run directory, prints the tables and returns the results.
+
+Run again with the same run directory after a kill, it resumes: results in ``runs.jsonl``
+and weights in ``weights.jsonl`` are read back, and an unfinished training continues from
+its epoch checkpoint (``checkpoints/``, removed once ``results.json`` is written).
 """
 
 from __future__ import annotations
@@ -237,9 +241,12 @@ def run(config: CwLossConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results."""
   run_dir = RunDir(workdir)
-  # A different configuration in this folder is refused. Run again in the same folder this
-  # experiment recomputes every cell (seeded: the same values), appending to runs.jsonl.
-  run_dir.start(dataclasses.asdict(config), log=log)
+  # A different configuration in this folder is refused. In the same configuration's
+  # folder, the tested cells of runs.jsonl and the weights of weights.jsonl are read back
+  # and a training is continued from its epoch checkpoint (checkpoints/).
+  prior = {_cell_key(r): r for r in run_dir.start(dataclasses.asdict(config), log=log)}
+  prior_weights = {(w['seed'], w['model'], w['k']): w
+                   for w in run_dir.read_jsonl('weights.jsonl', log=log)}
   t_start = time.time()
   data = presets.load_dataset(config, log)
   spec = data.spec
@@ -271,25 +278,39 @@ def run(config: CwLossConfig, workdir: Path | str, *,
     done: dict[tuple, dict] = {}
     weights_of: dict[int, np.ndarray] = {}
 
+    def train(model_name: str, loss: str, k: int | None = None,
+              weights: np.ndarray | None = None) -> tuple[TrainState, list[dict]]:
+      net = nets[model_name]
+      train_seed = derive_seed(seed, 'cwloss', model_name)
+      tag = dict(seed=seed, model=model_name, loss=loss, k=k)
+      on_epoch = lambda m: run_dir.log_metrics({**tag, **m})
+      checkpoint = run_dir.checkpoint_folder(
+          f'{model_name}-{loss}' + ('' if k is None else f'-k{k}') + f'-seed{seed}')
+      if loss == CE:
+        return fit(net, splits.train, train_config, seed=train_seed,
+                   validation=splits.validation, on_epoch=on_epoch, checkpoint=checkpoint)
+      init = (cwloss.copy_state(stage_one_state(model_name)) if config.warm_start else None)
+      return cwloss.train_stage_two(
+          net, splits.train, weights, train_config, seed=train_seed, state=init,
+          validation=splits.validation, on_epoch=on_epoch, checkpoint=checkpoint)
+
     def train_and_test(model_name: str, loss: str, k: int | None = None,
                        weights: np.ndarray | None = None) -> dict:
       key = (model_name, loss, k)
       if key in done:
         return done[key]
-      net, t0 = nets[model_name], time.time()
-      train_seed = derive_seed(seed, 'cwloss', model_name)
-      tag = dict(seed=seed, model=model_name, loss=loss, k=k)
-      on_epoch = lambda m: run_dir.log_metrics({**tag, **m})
+      label = row_label(model_name, loss, k, config.weight_model)
+      if (seed, *key) in prior:  # tested before an interruption
+        record = done[key] = prior[(seed, *key)]
+        runs.append(record)
+        log(f'[seed {seed}] {label}: done before the interruption (runs.jsonl)')
+        return record
+      t0 = time.time()
+      state, history = train(model_name, loss, k, weights)
       if loss == CE:
-        state, history = fit(net, splits.train, train_config, seed=train_seed,
-                             validation=splits.validation, on_epoch=on_epoch)
         stage_one[model_name] = state
-      else:
-        init = (cwloss.copy_state(stage_one_state(model_name)) if config.warm_start else None)
-        state, history = cwloss.train_stage_two(
-            net, splits.train, weights, train_config, seed=train_seed, state=init,
-            validation=splits.validation, on_epoch=on_epoch)
-      result = evaluate(net, state.variables, splits.test, batch_size=config.eval_batch_size)
+      result = evaluate(nets[model_name], state.variables, splits.test,
+                        batch_size=config.eval_batch_size)
       summary = cwloss.snr_summary(result.per_snr)
       record = dict(seed=seed, model=model_name, loss=loss, k=k,
                     weights_from=None if loss == CE else config.weight_model,
@@ -302,32 +323,41 @@ def run(config: CwLossConfig, workdir: Path | str, *,
       runs.append(record)
       run_dir.append_jsonl('runs.jsonl', record)  # kept even if a later run fails
       done[key] = record
-      label = row_label(model_name, loss, k, config.weight_model)
       log(f'[seed {seed}] {label}: average {summary.average:.2%}, max {summary.maximum:.2%} '
           f'(at {summary.best_snr} dB) over {summary.levels} SNRs; {len(history)} epochs, '
           f'kept {record["kept_epoch"]} ({record["seconds"]:.0f} s)')
       return record
 
     def stage_one_state(model_name: str) -> TrainState:
-      train_and_test(model_name, CE)
+      """The stage-one model (restored from its checkpoint when tested before)."""
+      if model_name not in stage_one:
+        train_and_test(model_name, CE)
+      if model_name not in stage_one:
+        stage_one[model_name], _ = train(model_name, CE)
       return stage_one[model_name]
 
     def weights_for(k: int) -> np.ndarray:
-      if k not in weights_of:
-        state = stage_one_state(config.weight_model)
-        w = cwloss.confidence_weights(nets[config.weight_model], state.variables,
-                                      splits.train, k, batch_size=config.eval_batch_size)
-        weights_of[k] = w
-        run_dir.write_npy(f'weights/{config.weight_model}-seed{seed}-k{k}.npy', w)
-        stats = weight_summary(w, splits.train)
-        weight_stats.append(dict(seed=seed, model=config.weight_model, k=k, **stats))
-        run_dir.append_jsonl('weights.jsonl', weight_stats[-1])
-        log(f'[seed {seed}] {models.label(config.weight_model)} weights (k = {k}): mean '
-            f'{stats["mean"]:.3f}, median {stats["median"]:.3f}, 10-90 % '
-            f'{stats["q10"]:.3f}..{stats["q90"]:.3f}; mean at the lowest / highest SNR '
-            f'{stats["per_snr"][min(stats["per_snr"])]:.3f} / '
-            f'{stats["per_snr"][max(stats["per_snr"])]:.3f}')
-      return weights_of[k]
+      if k in weights_of:
+        return weights_of[k]
+      name = f'weights/{config.weight_model}-seed{seed}-k{k}.npy'
+      if (seed, config.weight_model, k) in prior_weights and run_dir.file(name).is_file():
+        weights_of[k] = np.load(run_dir.file(name))  # computed before an interruption
+        weight_stats.append(prior_weights[(seed, config.weight_model, k)])
+        return weights_of[k]
+      state = stage_one_state(config.weight_model)
+      w = cwloss.confidence_weights(nets[config.weight_model], state.variables,
+                                    splits.train, k, batch_size=config.eval_batch_size)
+      weights_of[k] = w
+      run_dir.write_npy(name, w)
+      stats = weight_summary(w, splits.train)
+      weight_stats.append(dict(seed=seed, model=config.weight_model, k=k, **stats))
+      run_dir.append_jsonl('weights.jsonl', weight_stats[-1])
+      log(f'[seed {seed}] {models.label(config.weight_model)} weights (k = {k}): mean '
+          f'{stats["mean"]:.3f}, median {stats["median"]:.3f}, 10-90 % '
+          f'{stats["q10"]:.3f}..{stats["q90"]:.3f}; mean at the lowest / highest SNR '
+          f'{stats["per_snr"][min(stats["per_snr"])]:.3f} / '
+          f'{stats["per_snr"][max(stats["per_snr"])]:.3f}')
+      return w
 
     if TABLE1 in config.tables:
       train_and_test(config.weight_model, CE)
@@ -351,6 +381,7 @@ def run(config: CwLossConfig, workdir: Path | str, *,
       'seconds': time.time() - t_start,
   }
   run_dir.write_json('results.json', results)
+  run_dir.discard_checkpoints()
   for table in tables.values():
     log(report.text_table(table['rows'], table['columns'], title=table['title'],
                           row_header=table['row_header']))
@@ -360,6 +391,11 @@ def run(config: CwLossConfig, workdir: Path | str, *,
 
 AVG, MAX = 'Average acc', 'Max acc'
 TABLE2_COLUMNS = ('Avg w/o CW', 'Avg + CW', 'Δ Avg', 'Max w/o CW', 'Max + CW', 'Δ Max')
+
+
+def _cell_key(record: dict) -> tuple:
+  """(seed, model, loss, k) of a ``runs.jsonl`` record."""
+  return (record['seed'], record['model'], record['loss'], record['k'])
 
 
 def _find(runs: Sequence[dict], seed: int, model: str, loss: str, k: int | None = None):

@@ -33,6 +33,7 @@ import dataclasses
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import flax.linen as nn
 import jax
@@ -110,8 +111,8 @@ class DistillationLoss:
 def distill(teacher: nn.Module, teacher_variables, student: nn.Module, pool: SignalPool,
             config: TrainConfig, *, seed: int, loss: DistillationLoss = DistillationLoss(),
             state: TrainState | None = None, validation: SignalPool | None = None,
-            on_epoch: Callable[[dict], None] | None = None, eval_batch_size: int = 1024
-            ) -> tuple[TrainState, list[dict]]:
+            on_epoch: Callable[[dict], None] | None = None, eval_batch_size: int = 1024,
+            checkpoint: Path | str | None = None) -> tuple[TrainState, list[dict]]:
   """Trains ``student`` on ``pool`` against the fixed ``teacher``'s logits.
 
   The teacher's eval-mode logits for every member of ``pool`` are computed once
@@ -131,6 +132,7 @@ def distill(teacher: nn.Module, teacher_variables, student: nn.Module, pool: Sig
     validation: evaluated after every epoch (cross-entropy with the labels, accuracy).
     on_epoch: called with each epoch's metrics.
     eval_batch_size: rows per call of the teacher's forward pass.
+    checkpoint: a folder for the student's epoch checkpoints (``amrjax.train.fit``).
 
   Returns:
     The student's final state and one metrics dict per epoch (``fit``'s history; its
@@ -142,7 +144,8 @@ def distill(teacher: nn.Module, teacher_variables, student: nn.Module, pool: Sig
     raise ConfigError(f'the teacher predicts {teacher_logits.shape[-1]} classes but the pool '
                       f'has {pool.num_classes}')
   return fit(student, pool, config, seed=seed, state=state, on_epoch=on_epoch,
-             objective=loss, targets=teacher_logits, validation=validation)
+             objective=loss, targets=teacher_logits, validation=validation,
+             checkpoint=checkpoint)
 
 
 @dataclasses.dataclass(frozen=True)

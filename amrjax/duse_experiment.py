@@ -28,9 +28,10 @@ directory and returns the results.
 
 Run again with the same run directory after a kill, it resumes: every (method, rate, seed,
 evaluation model) already in ``runs.jsonl`` is read back instead of recomputed, a DUSE
-expansion continues after its last complete round (``checkpoints/``, orbax), and every
-other cell is recomputed from its seeds, so the results equal an uninterrupted run's. A run
-directory of a different configuration is refused (``RunDir.start``).
+expansion continues after its last complete round and a training after its last epoch
+checkpoint (``checkpoints/``, orbax; removed as results are written), and every other cell
+is recomputed from its seeds, so the results equal an uninterrupted run's. A run directory
+of a different configuration is refused (``RunDir.start``).
 """
 
 from __future__ import annotations
@@ -232,7 +233,8 @@ def run(config: DuseConfig, workdir: Path | str, *,
                  f'{models.label(eval_name)}')
         with diverged_where(where):
           state, _ = fit(evaluator, train_pool, final_train, seed=eval_seed,
-                         on_epoch=lambda m, tag=tag: run_dir.log_metrics({**tag, **m}))
+                         on_epoch=lambda m, tag=tag: run_dir.log_metrics({**tag, **m}),
+                         checkpoint=run_dir.checkpoint_folder(f'final/{name}-{eval_name}'))
         result = evaluate(evaluator, state.variables, splits.test)
         record = dict(method=method, rate=rate, seed=seed, eval_model=eval_name,
                       train_size=len(train_pool),
@@ -240,6 +242,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
                       test=result.to_json(), seconds=time.time() - t0, **(extra or {}))
         runs.append(record)
         run_dir.append_jsonl('runs.jsonl', record)  # kept even if a later run fails
+        run_dir.discard_checkpoints(f'final/{name}-{eval_name}')
         log(f'[seed {seed}] {config.method_label(method)}'
             f'{"" if rate is None else " at " + rate_label(rate)}'
             f'{" -> " + models.label(eval_name) if crossed else ""}: '
@@ -306,6 +309,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
                            [r.to_json() for r in result.rounds])
         train_and_test(method, rate, result.expanded, result.selected_ids,
                        extra={'selection_seconds': time.time() - t0, 'rounds': rounds})
+        run_dir.discard_checkpoints(f'{method}-seed{seed}-r{rate:g}')
 
   tables = result_tables(config, spec.name, data.origin['kind'], runs)
   results = {
@@ -319,6 +323,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
       'seconds': time.time() - t_start,
   }
   run_dir.write_json('results.json', results)
+  run_dir.discard_checkpoints()
   for table in tables:
     log(report.text_table(table['rows'], table['columns'], title=table['title'],
                           row_header=table['row_header']))

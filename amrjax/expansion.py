@@ -20,6 +20,7 @@ scratch each round.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -167,10 +168,12 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
     on_round: called with each round's record.
     on_epoch: called with each scorer training epoch's metrics.
     checkpoints: a folder for round checkpoints (:class:`amrjax.checkpoint.RoundCheckpoints`:
-      the scorer's state and the records so far, after every round). If it holds complete
-      rounds of an interrupted call, the loop continues after the last one; the rounds are
-      seeded, so the result equals an uninterrupted call's. Call it with the same
-      arguments: the folder belongs to one (target, auxiliary, config, seed).
+      the scorer's state and the records so far after every round, only the latest kept;
+      within a round, the scorer training's epoch checkpoints in ``round-r-epochs/``). If
+      it holds an interrupted call's, the loop continues after the last complete round
+      (and its training after the last epoch); the rounds are seeded, so the result equals
+      an uninterrupted call's. Call it with the same arguments: the folder belongs to one
+      (target, auxiliary, config, seed).
 
   Returns:
     The expanded target set, the remaining auxiliary set and the per-round records.
@@ -181,7 +184,8 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
     raise ConfigError(f'budget {config.budget} exceeds the {len(auxiliary)} auxiliary '
                       'samples; lower the expansion rate')
   state, records = None, []
-  saved = RoundCheckpoints(checkpoints) if checkpoints is not None else None
+  saved = (RoundCheckpoints(checkpoints, keep_only_latest=True)
+           if checkpoints is not None else None)
   if saved is not None and saved.latest():
     state, records = _resume(model, target, saved, config, seed)
     moved_ids = np.concatenate([rec.selected_ids for rec in records])
@@ -196,7 +200,8 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
     round_seed = seed if r == 1 else derive_seed(seed, 'duse-round', r)
     with diverged_where(f'DUSE round {r} of {config.rounds}'):
       state, history = fit(model, target, config.train, seed=round_seed,
-                           state=state if config.warm_start else None, on_epoch=on_epoch)
+                           state=state if config.warm_start else None, on_epoch=on_epoch,
+                           checkpoint=None if saved is None else saved.folder / f'round-{r}-epochs')
     scores = scoring.score_pool(model, state.variables, auxiliary, score_fn,
                                 batch_size=config.score_batch_size)
     picked = select_uncertain(scores, auxiliary, target, k, config.setting, largest=largest)
@@ -212,6 +217,7 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
     if saved is not None:
       saved.save(r, state, {'budget': config.budget, 'rounds': config.rounds, 'seed': seed,
                             'records': [rec.to_json() for rec in records]})
+      shutil.rmtree(saved.folder / f'round-{r}-epochs', ignore_errors=True)
     if on_round is not None:
       on_round(record)
   return ExpansionResult(target, auxiliary, records)

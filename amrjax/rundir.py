@@ -16,6 +16,7 @@ only process 0 writes; the others' ``RunDir`` methods return without touching th
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -119,11 +120,18 @@ class RunDir:
     return records
 
   def checkpoint_folder(self, name: str) -> Path | None:
-    """``checkpoints/<name>`` for a loop's round checkpoints; None with several processes
-    (each would need its own copy to resume alike), so such runs resume cell by cell only."""
+    """``checkpoints/<name>`` for a loop's round or epoch checkpoints; None with several
+    processes (each would need its own copy to resume alike), so such runs resume cell by
+    cell only."""
     if jax.process_count() > 1:
       return None
     return self.path / 'checkpoints' / name
+
+  def discard_checkpoints(self, name: str | None = None) -> None:
+    """Deletes ``checkpoints/<name>`` (all of ``checkpoints/`` when None): a finished
+    result no longer needs the state it resumes from."""
+    if self.writes:
+      shutil.rmtree(self.path / 'checkpoints' / (name or ''), ignore_errors=True)
 
   def file(self, name: str) -> Path:
     return self.path / name

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
@@ -383,25 +384,32 @@ class TrainedScorer:
 
 def train_scorer(model: nn.Module, start: SignalPool, pool: SignalPool, *,
                  needs: frozenset[str] | set[str], train: TrainConfig, seed: int,
-                 batch_size: int = 1024) -> TrainedScorer:
+                 batch_size: int = 1024,
+                 checkpoint: Path | str | None = None) -> TrainedScorer:
   """Trains ``model`` on ``start`` and computes what ``needs`` asks for on ``pool``.
 
   The pool *is* the starting set (coreset selection) when both hold the same ids; then
   training dynamics are recorded at every presentation (``fit_recording``), else after
   every epoch on the pool in eval mode (see the module docstring). Softmax and embedding
   outputs are computed for the pool (and for the starting set when it differs).
+  ``checkpoint``: a folder for the training's epoch checkpoints (``fit``'s); not with
+  dynamics recorded on a pool other than the starting set.
   """
   t0 = time.time()
   needs = frozenset(needs)
   pool_is_start = len(pool) == len(start) and np.array_equal(pool.ids, start.ids)
   trajectory = None
   if 'trajectory' in needs and pool_is_start:
-    state, history, trajectory = fit_recording(model, pool, train, seed=seed)
+    state, history, trajectory = fit_recording(model, pool, train, seed=seed,
+                                               checkpoint=checkpoint)
   elif 'trajectory' in needs:
+    if checkpoint is not None:
+      raise ConfigError('epoch checkpoints do not cover dynamics recorded on a separate pool; '
+                        'pass checkpoint=None')
     state, history, trajectory = _trajectory_of_pool(model, start, pool, train, seed,
                                                      batch_size)
   else:
-    state, history = fit(model, start, train, seed=seed)
+    state, history = fit(model, start, train, seed=seed, checkpoint=checkpoint)
   variables = state.variables
   pool_out, start_out = {}, {}
   if needs & {'softmax', 'embedding'}:

@@ -3,8 +3,7 @@ import pytest
 
 from amrjax import expansion, models, scoring, select
 from amrjax.errors import ConfigError
-from amrjax.seeding import derive_seed
-from amrjax.train import TrainConfig, fit
+from amrjax.train import TrainConfig, fit, loop
 from tests.helpers import random_pool
 
 TRAIN = TrainConfig(epochs=1, batch_size=16)
@@ -107,29 +106,42 @@ def test_a_diverged_round_names_the_round(monkeypatch):
     expansion.expand(model, target, aux, config, seed=0)
 
 
-def test_round_checkpoints_resume_to_the_uninterrupted_result(tmp_path):
-  import shutil
+def test_round_checkpoints_resume_to_the_uninterrupted_result(tmp_path, monkeypatch):
+  monkeypatch.setattr(loop, 'CHECKPOINT_INTERVAL_SECONDS', 0.0)  # every epoch
   pool = random_pool(n=60, num_classes=4, seed=3)
   target, aux = pool.subset(np.arange(0, 60, 5)), pool.subset(np.setdiff1d(np.arange(60),
                                                                            np.arange(0, 60, 5)))
   model = models.get('cnn1d', 4, 128)
   config = expansion.ExpansionConfig(budget=9, rounds=3,
-                                     train=TrainConfig(epochs=1, batch_size=16))
-  whole = expansion.expand(model, target, aux, config, seed=4, checkpoints=tmp_path / 'ck')
+                                     train=TrainConfig(epochs=2, batch_size=16))
+  whole = expansion.expand(model, target, aux, config, seed=4)
+
+  class Interrupted(Exception):
+    pass
+
+  epochs_seen = []
+
+  def stop_in_round_two(metrics):
+    epochs_seen.append(metrics['epoch'])
+    if len(epochs_seen) == 3:  # round 2's first epoch
+      raise Interrupted
+  with pytest.raises(Interrupted):
+    expansion.expand(model, target, aux, config, seed=4, checkpoints=tmp_path / 'ck',
+                     on_epoch=stop_in_round_two)
+  # Round 1 complete; round 2's training saved its first epoch.
   assert sorted(p.name for p in (tmp_path / 'ck').iterdir()) == [
-      'round-1', 'round-1.json', 'round-2', 'round-2.json', 'round-3', 'round-3.json']
-  # As if killed during round 2's save: round 2's state exists, its record does not.
-  shutil.rmtree(tmp_path / 'ck' / 'round-3')
-  (tmp_path / 'ck' / 'round-3.json').unlink()
-  (tmp_path / 'ck' / 'round-2.json').unlink()
-  rounds_run = []
+      'round-1', 'round-1.json', 'round-2-epochs']
+  rounds_run, epochs_run = [], []
   resumed = expansion.expand(model, target, aux, config, seed=4, checkpoints=tmp_path / 'ck',
-                             on_round=lambda r: rounds_run.append(r.round))
-  assert rounds_run == [2, 3]
-  for a, b in zip(whole.rounds, resumed.rounds):
+                             on_round=lambda r: rounds_run.append(r.round),
+                             on_epoch=lambda m: epochs_run.append(m['epoch']))
+  assert rounds_run == [2, 3] and epochs_run == [2, 1, 2]
+  for a, b in zip(whole.rounds, resumed.rounds, strict=True):
     np.testing.assert_array_equal(a.selected_ids, b.selected_ids)
     assert a.selected_margin == b.selected_margin and a.train_loss == b.train_loss
   np.testing.assert_array_equal(whole.expanded.ids, resumed.expanded.ids)
+  # Only the latest round is kept, and no round's epoch checkpoints.
+  assert sorted(p.name for p in (tmp_path / 'ck').iterdir()) == ['round-3', 'round-3.json']
   other = expansion.ExpansionConfig(budget=6, rounds=3, train=config.train)
   with pytest.raises(ConfigError, match='belong to another expansion'):
     expansion.expand(model, target, aux, other, seed=4, checkpoints=tmp_path / 'ck')

@@ -79,6 +79,20 @@ def test_driver_smoke(tiny_spec, tmp_path, capsys):
   assert [r['model'] for r in records if r['record'] == 'complexity'] == ['cnn1d', 'kd_cnn']
   metrics = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert len(metrics) == 1 + 2 + 2  # one line per epoch trained
+  assert not (workdir / 'checkpoints').exists()  # removed once results.json is written
+
+  # As if killed before the distilled student's result: the same command resumes, reads
+  # the first results back, and gives the same table.
+  (workdir / 'results.json').unlink()
+  (workdir / 'runs.jsonl').write_text(''.join(l + '\n' for l in lines[:4]))
+  with flagsaver.flagsaver():
+    flags.FLAGS(argv)
+    driver.main([])
+  resumed = json.loads((workdir / 'results.json').read_text())
+  assert [r['test'] for r in resumed['runs']] == [r['test'] for r in runs]
+  assert resumed['models'] == results['models']  # the timings read back, not remeasured
+  records = [json.loads(l) for l in (workdir / 'runs.jsonl').read_text().splitlines()]
+  assert [r['record'] for r in records].count('accuracy') == 3
 
 
 def test_bad_fraction_is_one_line(tmp_path):

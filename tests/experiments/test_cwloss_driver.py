@@ -46,10 +46,11 @@ def _run(*args, timeout=300):
 
 def test_driver_smoke(tmp_path):
   workdir = tmp_path / 'run'
-  proc = _run('--dataset=tiny-cwloss', f'--cache_dir={tmp_path / "cache"}',
-              f'--data_dir={tmp_path}', '--weight_model=cnn2d', '--models=twin',
-              '--ks=2,3', '--table2_k=3', '--epochs=2', '--patience=1', '--batch_size=16',
-              '--validation_fraction=0.25', '--seeds=5', f'--workdir={workdir}')
+  args = ('--dataset=tiny-cwloss', f'--cache_dir={tmp_path / "cache"}',
+          f'--data_dir={tmp_path}', '--weight_model=cnn2d', '--models=twin',
+          '--ks=2,3', '--table2_k=3', '--epochs=2', '--patience=1', '--batch_size=16',
+          '--validation_fraction=0.25', '--seeds=5', f'--workdir={workdir}')
+  proc = _run(*args)
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = proc.stdout
   assert 'using the synthetic stand-in' in out
@@ -109,6 +110,21 @@ def test_driver_smoke(tmp_path):
     assert w.shape == ids.shape == (72,) and np.all((w >= 0) & (w <= 1))
   stats = [json.loads(l) for l in (workdir / 'weights.jsonl').read_text().splitlines()]
   assert [s['k'] for s in stats] == [2, 3] and set(stats[0]['per_snr']) == {'0', '12', '14'}
+  assert not (workdir / 'checkpoints').exists()  # removed once results.json is written
+
+  # As if killed after the third result: the same command resumes, retrains only the
+  # Table II model, and gives the same results.
+  (workdir / 'results.json').unlink()
+  (workdir / 'runs.jsonl').write_text(''.join(l + '\n' for l in lines[:3]))
+  again = _run(*args)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert again.stdout.count('done before the interruption') == 3
+  resumed = json.loads((workdir / 'results.json').read_text())
+  strip = lambda rs: [{k: v for k, v in r.items() if k != 'seconds'} for r in rs]
+  assert strip(resumed['runs']) == strip(runs)
+  assert resumed['tables'] == results['tables'] and resumed['weights'] == results['weights']
+  more = (workdir / 'metrics.jsonl').read_text().splitlines()[len(metrics):]
+  assert {json.loads(l)['model'] for l in more} == {'twin'}
 
 
 def _one_line_error(proc):

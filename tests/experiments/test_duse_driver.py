@@ -57,6 +57,12 @@ def test_driver_smoke(tmp_path):
   assert (workdir / 'metrics.jsonl').read_text().count('\n') > 0
   # Test results are also logged as they are produced, one line per run.
   assert (workdir / 'runs.jsonl').read_text().count('\n') == len(results['runs'])
+  # Different seeds: different target sets and different DUSE selections.
+  targets = [np.load(workdir / 'selected' / f'target-seed{s}.npy') for s in (0, 1)]
+  assert len(targets[0]) == len(targets[1]) and not np.array_equal(*targets)
+  duse = [np.load(workdir / 'selected' / f'duse-seed{s}-r0.05.npy') for s in (0, 1)]
+  assert not np.array_equal(np.sort(duse[0]), np.sort(duse[1]))
+  assert not (workdir / 'checkpoints').exists()  # removed once results.json is written
 
 
 def test_killed_run_resumes_to_the_same_results(tmp_path):

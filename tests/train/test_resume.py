@@ -1,0 +1,116 @@
+"""Epoch checkpoints: a training killed by a real signal continues to the same result."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from amrjax import models
+from amrjax.errors import ConfigError
+from amrjax.train import TrainConfig, fit, fit_recording, loop
+from tests.helpers import random_pool
+
+CONFIG = TrainConfig(epochs=4, batch_size=16)
+
+
+@pytest.fixture(autouse=True)
+def _checkpoint_every_epoch(monkeypatch):
+  monkeypatch.setattr(loop, 'CHECKPOINT_INTERVAL_SECONDS', 0.0)
+
+# Trains cnn2d on random_pool(48) with epoch checkpoints in argv[1]; kills itself with
+# SIGKILL after epoch argv[2] (0: never) and otherwise writes its final parameters' sum
+# and the history to argv[1]/result.json.
+_SCRIPT = textwrap.dedent('''
+    import json, os, signal, sys
+    import jax, numpy as np
+    from amrjax import models
+    from amrjax.train import TrainConfig, fit
+    from tests.helpers import random_pool
+    folder, kill_after = sys.argv[1], int(sys.argv[2])
+    def on_epoch(m):
+      if m['epoch'] == kill_after:
+        os.kill(os.getpid(), signal.SIGKILL)
+    state, history = fit(models.get('cnn2d', 4, 128), random_pool(48),
+                         TrainConfig(epochs=4, batch_size=16), seed=5,
+                         checkpoint=folder + '/ckpt', checkpoint_interval=0,
+                         on_epoch=on_epoch)
+    leaves = [np.asarray(l).tolist() for l in jax.tree.leaves(state.params)]
+    json.dump({'params': leaves, 'history': history, 'step': int(state.step)},
+              open(folder + '/result.json', 'w'))
+    ''')
+
+
+def _leaves(state):
+  return [np.asarray(leaf) for leaf in jax.tree.leaves(state.params)]
+
+
+def test_a_killed_training_resumes_to_the_uninterrupted_result(tmp_path):
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  script = tmp_path / 'train.py'
+  script.write_text(_SCRIPT)
+  env = {**os.environ, 'PYTHONPATH': root, 'JAX_PLATFORMS': 'cpu'}
+  killed = subprocess.run([sys.executable, str(script), str(tmp_path), '2'], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=300)
+  assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+  assert sorted(p.name for p in (tmp_path / 'ckpt').iterdir()) == ['epoch-2', 'epoch-2.json']
+  resumed = subprocess.run([sys.executable, str(script), str(tmp_path), '0'], env=env,
+                           cwd=root, capture_output=True, text=True, timeout=300)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  result = json.loads((tmp_path / 'result.json').read_text())
+
+  state, history = fit(models.get('cnn2d', 4, 128), random_pool(48), CONFIG, seed=5)
+  assert result['history'] == history  # every epoch's metrics, the first two read back
+  assert result['step'] == int(state.step) == 12
+  for got, want in zip(result['params'], _leaves(state)):
+    np.testing.assert_array_equal(np.asarray(got, np.float32), want)
+
+
+def test_a_finished_training_is_returned_from_its_checkpoint(tmp_path):
+  model, pool = models.get('cnn2d', 4, 128), random_pool(48)
+  state, history = fit(model, pool, CONFIG, seed=1, checkpoint=tmp_path)
+  calls = []
+  again, again_history = fit(model, pool, CONFIG, seed=1, checkpoint=tmp_path,
+                             on_epoch=calls.append)
+  assert calls == [] and again_history == history  # nothing retrained
+  for a, b in zip(_leaves(state), _leaves(again)):
+    np.testing.assert_array_equal(a, b)
+  with pytest.raises(ConfigError, match=r'other settings \(differs in: config, seed\)'):
+    fit(model, pool, TrainConfig(epochs=5, batch_size=16), seed=2, checkpoint=tmp_path)
+
+
+def test_early_stopping_and_dynamics_resume(tmp_path):
+  model, pool = models.get('cnn2d', 4, 128), random_pool(48)
+  flipped = random_pool(48, seed=1)
+  config = TrainConfig(epochs=6, batch_size=16, patience=1)
+  want, want_history = fit(model, pool, config, seed=0, validation=flipped)
+
+  class Stop(Exception):
+    pass
+
+  def stop_after_two(m):
+    if m['epoch'] == 2:
+      raise Stop
+  with pytest.raises(Stop):
+    fit(model, pool, config, seed=0, validation=flipped, checkpoint=tmp_path / 'a',
+        on_epoch=stop_after_two)
+  got, got_history = fit(model, pool, config, seed=0, validation=flipped,
+                         checkpoint=tmp_path / 'a')
+  assert got_history == want_history  # the same early stop, the same kept epoch
+  for a, b in zip(_leaves(want), _leaves(got)):
+    np.testing.assert_array_equal(a, b)
+
+  plain = TrainConfig(epochs=3, batch_size=16)
+  _, _, want_dyn = fit_recording(model, pool, plain, seed=0)
+  with pytest.raises(Stop):
+    fit_recording(model, pool, plain, seed=0, checkpoint=tmp_path / 'b',
+                  on_epoch=stop_after_two)
+  _, _, got_dyn = fit_recording(model, pool, plain, seed=0, checkpoint=tmp_path / 'b')
+  for a, b in zip(jax.tree.leaves(want_dyn), jax.tree.leaves(got_dyn)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  np.testing.assert_array_equal(np.asarray(got_dyn.presentations), 3)
