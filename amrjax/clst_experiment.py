@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from amrjax import distill as distill_lib
-from amrjax import models, report
+from amrjax import models, report, run_report
 from amrjax.data import splits as splits_lib
 from amrjax.data.pool import SignalPool
 from amrjax import presets
@@ -376,7 +376,9 @@ def run(config: ClstConfig, workdir: Path | str, *,
 
   table = result_table(config, spec.name, data.origin['kind'], runs, complexity)
   results = {
+      'experiment': 'clst',
       'config': dataclasses.asdict(config),
+      'row_labels': {f'{m}/{r}': config.row_label(m, r) for m, r in config.row_keys()},
       'data': data.origin,
       'dataset': {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length},
       'splits': split_sizes,
@@ -389,6 +391,8 @@ def run(config: ClstConfig, workdir: Path | str, *,
   run_dir.discard_checkpoints()
   log(format_table(table))
   log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
+  if run_dir.writes:
+    run_report.write_report_logged(run_dir.path, log=log)
   return results
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import coreset, models, report, strategies
+from amrjax import coreset, models, report, run_report, strategies
 from amrjax.data import splits as splits_lib
 from amrjax import presets
 from amrjax.errors import ConfigError
@@ -243,7 +243,9 @@ def run(config: CoresetConfig, workdir: Path | str, *,
 
   tables = result_tables(config, spec.name, data.origin['kind'], runs)
   results = {
+      'experiment': 'foqus',
       'config': dataclasses.asdict(config),
+      'method_labels': {m: config.method_label(m) for m in config.methods},
       'data': data.origin,
       'dataset': {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length},
       'splits': {'train': len(train), 'test': len(test)},
@@ -258,6 +260,8 @@ def run(config: CoresetConfig, workdir: Path | str, *,
     log(report.text_table(table['rows'], table['columns'], title=table['title'],
                           row_header=table['row_header']))
   log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
+  if run_dir.writes:
+    run_report.write_report_logged(run_dir.path, log=log)
   return results
 
 

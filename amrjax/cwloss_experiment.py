@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import cwloss, models, report
+from amrjax import cwloss, models, report, run_report
 from amrjax.data import splits as splits_lib
 from amrjax.data.pool import SignalPool
 from amrjax import presets
@@ -217,7 +217,8 @@ def row_label(model: str, loss: str, k: int | None, weight_model: str) -> str:
 
 
 def weight_summary(weights: np.ndarray, pool: SignalPool) -> dict:
-  """Mean and spread of the weights, and their mean per SNR and per class (AFNet Fig. 6)."""
+  """Mean and spread of the weights, and their mean per SNR, per class and per (class, SNR)
+  (AFNet Fig. 6)."""
   q = np.quantile(weights, [0.1, 0.5, 0.9])
   return {
       'mean': float(weights.mean()), 'std': float(weights.std()),
@@ -226,6 +227,9 @@ def weight_summary(weights: np.ndarray, pool: SignalPool) -> dict:
       'per_snr': {int(s): float(weights[pool.snr == s].mean()) for s in np.unique(pool.snr)},
       'per_class': {name: float(weights[pool.y == c].mean())
                     for c, name in enumerate(pool.classes) if np.any(pool.y == c)},
+      'per_class_snr': {name: {int(s): float(weights[(pool.y == c) & (pool.snr == s)].mean())
+                               for s in np.unique(pool.snr[pool.y == c])}
+                        for c, name in enumerate(pool.classes) if np.any(pool.y == c)},
   }
 
 
@@ -371,6 +375,7 @@ def run(config: CwLossConfig, workdir: Path | str, *,
 
   tables = result_tables(config, spec.name, data.origin['kind'], runs)
   results = {
+      'experiment': 'cwloss',
       'config': dataclasses.asdict(config),
       'data': data.origin,
       'dataset': {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length},
@@ -386,6 +391,8 @@ def run(config: CwLossConfig, workdir: Path | str, *,
     log(report.text_table(table['rows'], table['columns'], title=table['title'],
                           row_header=table['row_header']))
   log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
+  if run_dir.writes:
+    run_report.write_report_logged(run_dir.path, log=log)
   return results
 
 

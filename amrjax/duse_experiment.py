@@ -43,8 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import expansion, models, report, select, strategies
+from amrjax import expansion, models, report, run_report, select, strategies
 from amrjax.data import splits as splits_lib
+from amrjax.data.pool import SignalPool
+from amrjax.scoring import features
 from amrjax import presets
 from amrjax.errors import ConfigError
 from amrjax.rundir import RunDir
@@ -195,6 +197,11 @@ def run(config: DuseConfig, workdir: Path | str, *,
   final_train = TrainConfig(config.final_epochs, config.batch_size, config.learning_rate)
 
   runs, split_sizes = [], {}
+  # DUSE Fig. 4: the expanded sets of the first seed at the rate nearest the paper's 4 %,
+  # embedded by the DUSE final model (see ``write_embeddings``).
+  tsne_rate = min(config.rates, key=lambda r: abs(r - 0.04))
+  tsne_name = f'embeddings/seed{config.seeds[0]}-r{tsne_rate:g}.npz'
+  expanded_sets: dict[str, SignalPool] = {}
   for seed in config.seeds:
     splits = splits_lib.make_splits(
         data.pool, train_fraction=spec.train_fraction, min_snr=config.min_snr,
@@ -222,7 +229,10 @@ def run(config: DuseConfig, workdir: Path | str, *,
       name = f'{method}-seed{seed}' + ('' if rate is None else f'-r{rate:g}')
       if selected is not None:
         run_dir.write_ids(f'selected/{name}.npy', selected)
-      for eval_name, evaluator in evaluators.items():
+      embed = seed == config.seeds[0] and rate == tsne_rate
+      if embed:
+        expanded_sets[config.method_label(method)] = train_pool
+      for eval_index, (eval_name, evaluator) in enumerate(evaluators.items()):
         if (method, rate, seed, eval_name) in done:
           runs.append(done[(method, rate, seed, eval_name)])
           continue
@@ -236,6 +246,9 @@ def run(config: DuseConfig, workdir: Path | str, *,
                          on_epoch=lambda m, tag=tag: run_dir.log_metrics({**tag, **m}),
                          checkpoint=run_dir.checkpoint_folder(f'final/{name}-{eval_name}'))
         result = evaluate(evaluator, state.variables, splits.test)
+        if embed and eval_index == 0 and method == config.methods[-1]:
+          write_embeddings(run_dir, tsne_name, evaluator, state.variables, expanded_sets,
+                           splits.target.ids, log)
         record = dict(method=method, rate=rate, seed=seed, eval_model=eval_name,
                       train_size=len(train_pool),
                       class_counts=train_pool.class_counts().tolist(),
@@ -313,7 +326,10 @@ def run(config: DuseConfig, workdir: Path | str, *,
 
   tables = result_tables(config, spec.name, data.origin['kind'], runs)
   results = {
+      'experiment': 'duse',
       'config': dataclasses.asdict(config),
+      'method_labels': {m: config.method_label(m) for m in config.methods},
+      'embeddings': tsne_name if (run_dir.path / tsne_name).is_file() else None,
       'data': data.origin,
       'dataset': {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length},
       'splits': split_sizes,
@@ -328,7 +344,29 @@ def run(config: DuseConfig, workdir: Path | str, *,
     log(report.text_table(table['rows'], table['columns'], title=table['title'],
                           row_header=table['row_header']))
   log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
+  if run_dir.writes:
+    run_report.write_report_logged(run_dir.path, log=log)
   return results
+
+
+def write_embeddings(run_dir: RunDir, name: str, model, variables,
+                     expanded_sets: dict[str, SignalPool], target_ids: np.ndarray,
+                     log: Callable[[str], None]) -> None:
+  """Writes the penultimate-layer embeddings of every method's expanded set (DUSE Fig. 4).
+
+  The paper embeds with a 2D-CNN trained on the whole training split; this uses the final
+  model of the run's last method (DUSE) at that rate, which needs no extra training. The
+  ``.npz`` holds, per method i, ``emb{i}`` (n, D), ``labels{i}`` (n,), ``selected{i}``
+  (n,) bool (False: a target-set vector), and ``methods`` (the labels).
+  """
+  arrays = {'methods': np.asarray(list(expanded_sets))}
+  for i, pool in enumerate(expanded_sets.values()):
+    arrays[f'emb{i}'] = features.embeddings(model, variables, pool)
+    arrays[f'labels{i}'] = pool.y
+    arrays[f'selected{i}'] = ~np.isin(pool.ids, target_ids)
+  run_dir.write_npz(name, arrays)
+  log(f'wrote the embeddings of {len(expanded_sets)} expanded sets for the t-SNE plot '
+      f'({name})')
 
 
 def _run_key(record: dict) -> tuple:

@@ -29,7 +29,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from amrjax import scoring, select
+from amrjax import progress, scoring, select
 from amrjax.checkpoint import RoundCheckpoints
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
@@ -191,35 +191,39 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
     moved_ids = np.concatenate([rec.selected_ids for rec in records])
     target = target.union(auxiliary.take_ids(moved_ids))
     auxiliary = auxiliary.drop_ids(moved_ids)
-  for r, k in enumerate(round_budgets(config.budget, config.rounds), start=1):
-    if r <= len(records):
-      continue  # done before an interruption
-    t0 = time.time()
-    # Round 1 trains exactly as the one-shot baselines do with the same seed
-    # (strategies.select_one_shot), so DUSE w/o active learning = the Margin baseline.
-    round_seed = seed if r == 1 else derive_seed(seed, 'duse-round', r)
-    with diverged_where(f'DUSE round {r} of {config.rounds}'):
-      state, history = fit(model, target, config.train, seed=round_seed,
-                           state=state if config.warm_start else None, on_epoch=on_epoch,
-                           checkpoint=None if saved is None else saved.folder / f'round-{r}-epochs')
-    scores = scoring.score_pool(model, state.variables, auxiliary, score_fn,
-                                batch_size=config.score_batch_size)
-    picked = select_uncertain(scores, auxiliary, target, k, config.setting, largest=largest)
-    moved = auxiliary.subset(picked)
-    target, auxiliary = target.union(moved), auxiliary.drop_ids(moved.ids)
-    last = history[-1] if history else {'loss': float('nan'), 'accuracy': float('nan')}
-    record = RoundRecord(
-        round=r, selected_ids=moved.ids, selected_class_counts=moved.class_counts().tolist(),
-        target_class_counts=target.class_counts().tolist(),
-        selected_margin=_stats(scores[picked]), pool_margin=_stats(scores),
-        train_loss=last['loss'], train_accuracy=last['accuracy'], seconds=time.time() - t0)
-    records.append(record)
-    if saved is not None:
-      saved.save(r, state, {'budget': config.budget, 'rounds': config.rounds, 'seed': seed,
-                            'records': [rec.to_json() for rec in records]})
-      shutil.rmtree(saved.folder / f'round-{r}-epochs', ignore_errors=True)
-    if on_round is not None:
-      on_round(record)
+  with progress.task('DUSE round', total=config.rounds, unit='round') as shown:
+    for r, k in enumerate(round_budgets(config.budget, config.rounds), start=1):
+      if r <= len(records):
+        shown.advance()
+        continue  # done before an interruption
+      t0 = time.time()
+      # Round 1 trains exactly as the one-shot baselines do with the same seed
+      # (strategies.select_one_shot), so DUSE w/o active learning = the Margin baseline.
+      round_seed = seed if r == 1 else derive_seed(seed, 'duse-round', r)
+      epochs_folder = None if saved is None else saved.folder / f'round-{r}-epochs'
+      with diverged_where(f'DUSE round {r} of {config.rounds}'):
+        state, history = fit(model, target, config.train, seed=round_seed,
+                             state=state if config.warm_start else None, on_epoch=on_epoch,
+                             checkpoint=epochs_folder)
+      scores = scoring.score_pool(model, state.variables, auxiliary, score_fn,
+                                  batch_size=config.score_batch_size)
+      picked = select_uncertain(scores, auxiliary, target, k, config.setting, largest=largest)
+      moved = auxiliary.subset(picked)
+      target, auxiliary = target.union(moved), auxiliary.drop_ids(moved.ids)
+      last = history[-1] if history else {'loss': float('nan'), 'accuracy': float('nan')}
+      record = RoundRecord(
+          round=r, selected_ids=moved.ids, selected_class_counts=moved.class_counts().tolist(),
+          target_class_counts=target.class_counts().tolist(),
+          selected_margin=_stats(scores[picked]), pool_margin=_stats(scores),
+          train_loss=last['loss'], train_accuracy=last['accuracy'], seconds=time.time() - t0)
+      records.append(record)
+      if saved is not None:
+        saved.save(r, state, {'budget': config.budget, 'rounds': config.rounds, 'seed': seed,
+                              'records': [rec.to_json() for rec in records]})
+        shutil.rmtree(epochs_folder, ignore_errors=True)
+      shown.advance()
+      if on_round is not None:
+        on_round(record)
   return ExpansionResult(target, auxiliary, records)
 
 

@@ -42,6 +42,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from amrjax import progress
 from amrjax.data.pool import Batch, SignalPool, iter_batches
 from amrjax.errors import ConfigError
 from amrjax.select import StreamingTopK
@@ -160,8 +161,13 @@ def for_each_batch(fn: Callable[..., Any], variables: Any, pool: SignalPool,
     return batch, args
 
   batches = (place(b) for b in iter_batches(pool, batch_size))
-  _drain(lambda placed: (placed[0], per_device(variables, *placed[1])),
-         prefetched(batches, prefetch), consume)
+  with progress.task('scoring', total=-(-len(pool) // batch_size), unit='batch') as shown:
+
+    def consume_and_count(positions, outputs):
+      consume(positions, outputs)
+      shown.advance()
+    _drain(lambda placed: (placed[0], per_device(variables, *placed[1])),
+           prefetched(batches, prefetch), consume_and_count)
 
 
 def map_pool(fn: Callable[..., Any], variables: Any, pool: SignalPool, *,

@@ -156,6 +156,14 @@ class RunDir:
         np.save(f, np.asarray(array))
     return target
 
+  def write_npz(self, name: str, arrays: dict[str, np.ndarray]) -> Path:
+    """Writes ``arrays`` as the ``.npz`` ``name`` (folders created), atomically."""
+    target = self.path / name
+    if self.writes:
+      with atomic_write(target) as f:
+        np.savez(f, **arrays)
+    return target
+
   def append_jsonl(self, name: str, record: dict) -> None:
     """Appends ``record`` as one JSON line to ``name``, flushed at once."""
     if not self.writes:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 
 from absl import flags, logging
 
-from amrjax import parallel
+from amrjax import parallel, progress
 from amrjax.errors import AmrjaxError, ConfigError
 
 flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 of a multi-process '
@@ -32,6 +32,9 @@ flags.DEFINE_string('synthetic_per_cell', None, "Vectors per (class, SNR) cell o
                     "preset's).")
 flags.DEFINE_boolean('allow_synthetic', True, 'Use the synthetic stand-in when the real '
                      'file is absent; --noallow_synthetic makes a missing file an error.')
+flags.DEFINE_enum('progress', 'auto', list(progress.MODES), 'Progress of long loops on '
+                  'stderr: auto = a bar on a terminal, plain lines every 30 s otherwise; '
+                  'bar, plain or off (default: $AMRJAX_PROGRESS, else auto).')
 flags.DEFINE_boolean('drop_nonfinite', False, 'Leave out vectors holding NaN or infinite '
                      'values (their count is recorded in results.json); default: refuse them.')
 
@@ -99,6 +102,8 @@ def run_reporting_errors(main: Callable[[], None]) -> None:
   """Runs ``main``; a user error becomes one line on stderr and exit status 2."""
   logging.set_verbosity(logging.WARNING)  # keep JAX's backend probing out of the output
   try:
+    if flags.FLAGS['progress'].present:  # else $AMRJAX_PROGRESS, or auto
+      progress.set_mode(flags.FLAGS.progress)
     start_distributed()
     main()
   except AmrjaxError as e:

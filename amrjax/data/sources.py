@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from amrjax import progress
 from amrjax.data import formats, specs as specs_lib, synth
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError, DataFormatError
@@ -63,9 +64,14 @@ def ensure_synthetic(spec: specs_lib.DatasetSpec, path: Path, *,
     return False
   counts = synth.cell_counts(spec, count_per_cell, seed)
   t0 = time.time()
-  formats.write_cells(
-      path, spec, synth.iter_cells(spec, count_per_cell=count_per_cell, seed=seed),
-      total=int(counts.sum()))
+  with progress.task(f'generating {spec.name}', total=int(counts.sum()),
+                     unit='vector') as shown:
+
+    def cells():
+      for cell in synth.iter_cells(spec, count_per_cell=count_per_cell, seed=seed):
+        yield cell
+        shown.advance(len(cell[2]))
+    formats.write_cells(path, spec, cells(), total=int(counts.sum()))
   notify(f'amrjax: generated {int(counts.sum()):,} synthetic {spec.name} vectors in '
          f'{time.time() - t0:.0f} s')
   return True

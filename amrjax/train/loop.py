@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from amrjax import parallel
+from amrjax import parallel, progress
 from amrjax.checkpoint import RoundCheckpoints
 from amrjax.data.pool import SignalPool
 from amrjax.errors import AmrjaxError, ConfigError
@@ -347,51 +347,56 @@ def _train(model, pool, config, *, seed, state, on_epoch, dynamics, objective, t
       rng.bit_generator.state = resumed['rng']
       if resumed['best'] is not None:
         best = (resumed['best'][0], resumed['best'][1], jax.device_get(tree['best']))
-  for epoch in range(first_epoch, config.epochs + 1):
-    if stopped:
-      break
-    sums = None
-    for batch in pool.batches(config.batch_size, rng=rng):
-      extra = None if targets is None else targets[batch.positions]
-      if record:
-        state, metrics, dynamics = step_fn(state, batch.x, batch.y, batch.mask, key, extra,
-                                           dynamics, batch.positions)
-      else:
-        state, metrics = step_fn(state, batch.x, batch.y, batch.mask, key, extra)
-      sums = metrics if sums is None else _accumulate(sums, metrics)
-    host = jax.device_get(sums)
-    epoch_record = {
-        'epoch': epoch,
-        'loss': float(host['loss_sum'] / host['count']),
-        'accuracy': float(host['correct'] / host['count']),
-        'max_grad_norm': float(host['grad_norm']),
-        'steps': int(state.step),
-    }
-    if not (np.isfinite(epoch_record['loss']) and np.isfinite(epoch_record['max_grad_norm'])):
-      raise TrainingDivergedError(
-          f'training diverged in epoch {epoch} (by step {epoch_record["steps"]}): loss '
-          f'{epoch_record["loss"]}, max gradient norm {epoch_record["max_grad_norm"]}; lower the '
-          'learning rate or check the inputs for NaN/inf')
-    if validation is not None:
-      val_loss, val_accuracy = validation_metrics(model, state.variables, validation)
-      epoch_record.update(val_loss=val_loss, val_accuracy=val_accuracy)
-    history.append(epoch_record)
-    if config.patience is not None:
-      if best is None or epoch_record['val_loss'] < best[0]:
-        # A host copy: the device buffers of ``state`` are donated to the next step.
-        best = (epoch_record['val_loss'], epoch, jax.device_get(state))
-      elif epoch - best[1] >= config.patience:
-        stopped = True
-    if saved is not None and (stopped or epoch == config.epochs or
-                              time.monotonic() - last_save >= checkpoint_interval):
-      saved.save(epoch, _without_none({'state': state, 'dynamics': dynamics,
-                                        'best': None if best is None else best[2]}),
-                 {'settings': settings, 'history': history, 'stopped': stopped,
-                  'rng': rng.bit_generator.state,
-                  'best': None if best is None else [best[0], best[1]]})
-      last_save = time.monotonic()
-    if on_epoch is not None:
-      on_epoch(epoch_record)
+  steps_per_epoch = -(-len(pool) // config.batch_size)
+  with progress.task(f'training {type(model).__name__}', unit='step',
+                     total=0 if stopped else
+                     max(config.epochs - first_epoch + 1, 0) * steps_per_epoch) as shown:
+    for epoch in range(first_epoch, config.epochs + 1):
+      if stopped:
+        break
+      sums = None
+      for batch in pool.batches(config.batch_size, rng=rng):
+        extra = None if targets is None else targets[batch.positions]
+        if record:
+          state, metrics, dynamics = step_fn(state, batch.x, batch.y, batch.mask, key, extra,
+                                             dynamics, batch.positions)
+        else:
+          state, metrics = step_fn(state, batch.x, batch.y, batch.mask, key, extra)
+        sums = metrics if sums is None else _accumulate(sums, metrics)
+        shown.advance()
+      host = jax.device_get(sums)
+      epoch_record = {
+          'epoch': epoch,
+          'loss': float(host['loss_sum'] / host['count']),
+          'accuracy': float(host['correct'] / host['count']),
+          'max_grad_norm': float(host['grad_norm']),
+          'steps': int(state.step),
+      }
+      if not (np.isfinite(epoch_record['loss']) and np.isfinite(epoch_record['max_grad_norm'])):
+        raise TrainingDivergedError(
+            f'training diverged in epoch {epoch} (by step {epoch_record["steps"]}): loss '
+            f'{epoch_record["loss"]}, max gradient norm {epoch_record["max_grad_norm"]}; lower the '
+            'learning rate or check the inputs for NaN/inf')
+      if validation is not None:
+        val_loss, val_accuracy = validation_metrics(model, state.variables, validation)
+        epoch_record.update(val_loss=val_loss, val_accuracy=val_accuracy)
+      history.append(epoch_record)
+      if config.patience is not None:
+        if best is None or epoch_record['val_loss'] < best[0]:
+          # A host copy: the device buffers of ``state`` are donated to the next step.
+          best = (epoch_record['val_loss'], epoch, jax.device_get(state))
+        elif epoch - best[1] >= config.patience:
+          stopped = True
+      if saved is not None and (stopped or epoch == config.epochs or
+                                time.monotonic() - last_save >= checkpoint_interval):
+        saved.save(epoch, _without_none({'state': state, 'dynamics': dynamics,
+                                          'best': None if best is None else best[2]}),
+                   {'settings': settings, 'history': history, 'stopped': stopped,
+                    'rng': rng.bit_generator.state,
+                    'best': None if best is None else [best[0], best[1]]})
+        last_save = time.monotonic()
+      if on_epoch is not None:
+        on_epoch(epoch_record)
   if best is not None and best[1] != history[-1]['epoch']:
     state = jax.device_put(best[2])
   return state, history, dynamics

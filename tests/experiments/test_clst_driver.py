@@ -21,7 +21,7 @@ from absl.testing import flagsaver
 from amrjax import clst_experiment
 from amrjax.errors import ConfigError
 from experiments import clst as driver
-from tests.helpers import random_pool
+from tests.helpers import assert_report, random_pool
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,6 +80,7 @@ def test_driver_smoke(tiny_spec, tmp_path, capsys):
   metrics = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert len(metrics) == 1 + 2 + 2  # one line per epoch trained
   assert not (workdir / 'checkpoints').exists()  # removed once results.json is written
+  assert_report(workdir, ['accuracy_vs_fraction', 'accuracy_per_snr', 'confusion'])
 
   # As if killed before the distilled student's result: the same command resumes, reads
   # the first results back, and gives the same table.

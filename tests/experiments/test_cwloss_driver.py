@@ -18,7 +18,7 @@ import pytest
 from amrjax import cwloss_experiment
 from amrjax.data import specs
 from amrjax.errors import ConfigError
-from tests.helpers import random_pool
+from tests.helpers import assert_report, random_pool
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -111,6 +111,7 @@ def test_driver_smoke(tmp_path):
   stats = [json.loads(l) for l in (workdir / 'weights.jsonl').read_text().splitlines()]
   assert [s['k'] for s in stats] == [2, 3] and set(stats[0]['per_snr']) == {'0', '12', '14'}
   assert not (workdir / 'checkpoints').exists()  # removed once results.json is written
+  assert_report(workdir, ['accuracy_per_snr', 'confusion', 'confidence_weights'])
 
   # As if killed after the third result: the same command resumes, retrains only the
   # Table II model, and gives the same results.

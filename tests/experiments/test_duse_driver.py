@@ -14,6 +14,7 @@ import pytest
 from amrjax import duse_experiment
 from amrjax.data import formats, specs, synth
 from amrjax.errors import ConfigError
+from tests.helpers import assert_report
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,6 +64,10 @@ def test_driver_smoke(tmp_path):
   duse = [np.load(workdir / 'selected' / f'duse-seed{s}-r0.05.npy') for s in (0, 1)]
   assert not np.array_equal(np.sort(duse[0]), np.sort(duse[1]))
   assert not (workdir / 'checkpoints').exists()  # removed once results.json is written
+  text = assert_report(workdir, ['class_counts', 'accuracy_vs_rate', 'accuracy_per_snr',
+                                'confusion', 'tsne'])
+  assert f'report: {workdir / "report.md"}' in proc.stdout
+  assert '| DUSE (2 rounds) |' in text and '**synthetic stand-in**' in text
 
 
 def test_killed_run_resumes_to_the_same_results(tmp_path):

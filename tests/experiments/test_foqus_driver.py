@@ -11,6 +11,7 @@ import pytest
 
 from amrjax import coreset_experiment
 from amrjax.errors import ConfigError
+from tests.helpers import assert_report
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,6 +51,7 @@ def test_coresets_are_selected_trained_on_and_tabulated(tiny_spec, tmp_path):
   lines = (tmp_path / 'run' / 'runs.jsonl').read_text().splitlines()
   assert len(lines) == len(runs)
   assert json.loads((tmp_path / 'run' / 'config.json').read_text())['rates'] == [0.25, 0.5]
+  assert_report(tmp_path / 'run', ['accuracy_vs_rate', 'accuracy_per_snr', 'confusion'])
   # Run again in the same folder: every evaluation is read back, none is retrained.
   (tmp_path / 'run' / 'results.json').unlink()
   metrics = tmp_path / 'run' / 'metrics.jsonl'

@@ -1,0 +1,28 @@
+r"""Writes ``report.md`` and its plots for a finished run directory, and prints where.
+
+  python -m experiments.report runs/duse/sig2019-quick-20261123-101500
+
+Every driver does this at the end of its run; this command rebuilds a report (after
+installing scikit-learn for the t-SNE plot, say). See ``amrjax.run_report``.
+"""
+
+from __future__ import annotations
+
+from absl import app
+
+from amrjax import run_report
+from amrjax.errors import ConfigError
+from experiments import common
+
+
+def main(argv):
+  def body():
+    if len(argv) != 2:
+      raise ConfigError('give one run directory: python -m experiments.report RUN_DIR')
+    common.log(f'report: {run_report.write_report(argv[1])}')
+
+  common.run_reporting_errors(body)
+
+
+if __name__ == '__main__':
+  app.run(main)
