@@ -13,7 +13,7 @@ loop is, its rate and the time left, on stderr:
 - ``'off'``: nothing.
 
 Tasks nest (DUSE round > training > ...); the innermost one is shown, prefixed by the
-positions of the outer ones. The mode comes from :func:`set_mode` (every driver's
+outer ones' positions (the unit in progress: ``round 2/3`` while round 2 runs). The mode comes from :func:`set_mode` (every driver's
 ``--progress`` flag) or the environment variable ``AMRJAX_PROGRESS``; the plain interval
 from :func:`set_interval` or ``AMRJAX_PROGRESS_INTERVAL``.
 """
@@ -94,8 +94,9 @@ class Task:
       self._print(now)
 
   def position(self) -> str:
-    """'desc done/total', as the prefix of an inner task."""
-    return f'{self.desc} {self.done}/{self.total}' if self.total else f'{self.desc} {self.done}'
+    """'desc i/total' with i the unit in progress (done + 1), as an inner task's prefix."""
+    current = self.done + 1 if self.total is None else min(self.done + 1, self.total)
+    return f'{self.desc} {current}/{self.total}' if self.total else f'{self.desc} {current}'
 
   def _rate(self, now: float) -> str:
     """'12.3 step/s', or '20 s/step' below 0.1 per second."""

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import plots, report
+from amrjax import models, plots, report
 from amrjax.errors import ConfigError
 from amrjax.fileio import atomic_path, atomic_write
 
@@ -131,6 +131,13 @@ class _Report:
       return
     self.figures.append(f'### {caption}\n\n![{caption}]({PLOTS}/{name}.png)\n\n{description}')
 
+  def confusion(self, run: Mapping, what: str, classes: Sequence[str]) -> None:
+    """The confusion matrix of one test run (``run['test']['confusion']``)."""
+    self.plot('confusion', f'Confusion matrix: {what}, seed {run["seed"]}',
+              'Rows: true class, normalised to 1; columns: predicted.',
+              lambda p: plots.confusion_matrix(np.asarray(run['test']['confusion']), classes,
+                                               path=p))
+
 
 def _snr_series(runs: Sequence[dict], label_of: Callable[[dict], str | None]) -> dict:
   """``{label: {snr: [accuracy per seed]}}`` from the runs' ``test.per_snr``."""
@@ -177,11 +184,7 @@ def _selection_runs(report_: _Report, results: dict, name: str, x_label: str) ->
                lambda p: plots.accuracy_per_snr(_snr_series(runs, at_top), path=p))
   main = [r for r in runs if r['method'] == name and r['rate'] == top and same_models(r)]
   if main:
-    run = main[0]
-    report_.plot('confusion', f'Confusion matrix: {label(run)} at {_rate(top)}, seed '
-                 f'{run["seed"]}', 'Rows: true class, normalised to 1; columns: predicted.',
-                 lambda p: plots.confusion_matrix(np.asarray(run['test']['confusion']),
-                                                  classes, path=p))
+    report_.confusion(main[0], f'{label(main[0])} at {_rate(top)}', classes)
 
 
 def _duse(report_: _Report, results: dict) -> None:
@@ -226,17 +229,14 @@ def _cwloss(report_: _Report, results: dict) -> None:
     report_.table(table)
   runs = results['runs']
   classes = results['dataset']['classes']
-  label = lambda r: (r['model'] + (' + CW loss (k = %d)' % r['k'] if r['loss'] == 'cw' else ''))
+  label = lambda r: models.label(r['model']) + (f' + CW loss (k = {r["k"]})'
+                                                 if r['loss'] == 'cw' else '')
   report_.plot('accuracy_per_snr', 'Test accuracy per SNR',
                'One line per trained model, mean over seeds.',
                lambda p: plots.accuracy_per_snr(_snr_series(runs, label), path=p))
   weighted = [r for r in runs if r['loss'] == 'cw']
   if weighted:
-    run = weighted[-1]
-    report_.plot('confusion', f'Confusion matrix: {label(run)}, seed {run["seed"]}',
-                 'Rows: true class, normalised to 1; columns: predicted.',
-                 lambda p: plots.confusion_matrix(np.asarray(run['test']['confusion']),
-                                                  classes, path=p))
+    report_.confusion(weighted[-1], label(weighted[-1]), classes)
   weights = [w for w in results.get('weights', []) if 'per_class_snr' in w]
   if weights:
     w = weights[-1]
@@ -272,11 +272,7 @@ def _clst(report_: _Report, results: dict) -> None:
                    path=p))
   distilled = [r for r in runs if r['role'] == 'distilled' and r['fraction'] == top]
   if distilled:
-    run = distilled[0]
-    report_.plot('confusion', f'Confusion matrix: {label(run)} at {_rate(top)}, seed '
-                 f'{run["seed"]}', 'Rows: true class, normalised to 1; columns: predicted.',
-                 lambda p: plots.confusion_matrix(np.asarray(run['test']['confusion']),
-                                                  classes, path=p))
+    report_.confusion(distilled[0], f'{label(distilled[0])} at {_rate(top)}', classes)
 
 
 BUILDERS = {'duse': _duse, 'foqus': _foqus, 'cwloss': _cwloss, 'clst': _clst}

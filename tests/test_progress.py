@@ -83,7 +83,7 @@ def test_nested_tasks_show_the_outer_position(capsys, clock):
       clock.now += 2
       steps.advance()
   lines = capsys.readouterr().err.splitlines()
-  assert lines[0] == 'DUSE round 1/3 | training: 1/2 (50%), 0.5 step/s, 0:02 left'
+  assert lines[0] == 'DUSE round 2/3 | training: 1/2 (50%), 0.5 step/s, 0:02 left'
 
 
 def test_an_error_pops_the_task_and_ends_the_bar(monkeypatch, clock):

@@ -114,3 +114,28 @@ def test_early_stopping_and_dynamics_resume(tmp_path):
   for a, b in zip(jax.tree.leaves(want_dyn), jax.tree.leaves(got_dyn)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   np.testing.assert_array_equal(np.asarray(got_dyn.presentations), 3)
+
+
+def test_a_divergence_keeps_the_last_good_epoch(tmp_path, monkeypatch):
+  model, pool = models.get('cnn2d', 4, 128), random_pool(48)
+  want, _ = fit(model, pool, CONFIG, seed=3)
+  real_step_fn = loop.train_step_fn
+
+  def diverging_step_fn(*args, **kwargs):
+    step = real_step_fn(*args, **kwargs)
+
+    def step_with_nan_in_epoch_three(state, *rest):
+      state, metrics = step(state, *rest)
+      if int(state.step) > 2 * 3:  # 3 steps per epoch: epoch 3 onwards reports a NaN loss
+        metrics = {**metrics, 'loss_sum': metrics['loss_sum'] * np.nan}
+      return state, metrics
+    return step_with_nan_in_epoch_three
+  monkeypatch.setattr(loop, 'train_step_fn', diverging_step_fn)
+  with pytest.raises(loop.TrainingDivergedError, match=r'epoch 3 \(by step 9\)'):
+    fit(model, pool, CONFIG, seed=3, checkpoint=tmp_path)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch-2', 'epoch-2.json']
+  monkeypatch.setattr(loop, 'train_step_fn', real_step_fn)
+  got, history = fit(model, pool, CONFIG, seed=3, checkpoint=tmp_path)
+  assert [h['epoch'] for h in history] == [1, 2, 3, 4]
+  for a, b in zip(_leaves(want), _leaves(got)):
+    np.testing.assert_array_equal(a, b)
