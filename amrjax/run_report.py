@@ -79,7 +79,7 @@ def markdown_table(table: Mapping, *, extra: Mapping[str, Mapping[str, str]] | N
 
   ``extra``: more columns of preformatted text, ``{column: {row label: text}}`` (ClST's
   parameters and µs per sample), never bold. A column where fewer than two rows have a
-  value has no bold cell.
+  value, or where all means are equal, has no bold cell; tied best means are all bold.
   """
   columns = list(table['columns'])
   rows = table['rows']
@@ -88,7 +88,7 @@ def markdown_table(table: Mapping, *, extra: Mapping[str, Mapping[str, str]] | N
   best = {}
   for col in columns:
     values = [m for (label, c), m in means.items() if c == col]
-    if len(values) >= 2:
+    if len(values) >= 2 and not np.allclose(values, values[0]):  # all equal: nothing best
       best[col] = max(values)
   extra = extra or {}
   header = [table.get('row_header', '')] + columns + list(extra)
@@ -234,9 +234,13 @@ def _cwloss(report_: _Report, results: dict) -> None:
   report_.plot('accuracy_per_snr', 'Test accuracy per SNR',
                'One line per trained model, mean over seeds.',
                lambda p: plots.accuracy_per_snr(_snr_series(runs, label), path=p))
-  weighted = [r for r in runs if r['loss'] == 'cw']
+  # AFNet with its own weights at the paper's k (Table II's k), else the first CW run.
+  config = results.get('config', {})
+  weighted = sorted((r for r in runs if r['loss'] == 'cw'),
+                    key=lambda r: (r['model'] != config.get('weight_model'),
+                                   r['k'] != config.get('table2_k')))
   if weighted:
-    report_.confusion(weighted[-1], label(weighted[-1]), classes)
+    report_.confusion(weighted[0], label(weighted[0]), classes)
   weights = [w for w in results.get('weights', []) if 'per_class_snr' in w]
   if weights:
     w = weights[-1]

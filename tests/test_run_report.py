@@ -61,13 +61,15 @@ def _duse_run_dir(path: Path) -> Path:
 
 
 def test_markdown_table_has_the_papers_layout_with_the_best_in_bold():
-  table = {'row_header': 'Method', 'columns': ['1%', '5%'],
-           'rows': {'A': {'1%': [0.5, 0.7], '5%': [0.9]}, 'B|x': {'1%': [0.8, 0.8]}}}
+  table = {'row_header': 'Method', 'columns': ['1%', '5%', '9%'],
+           'rows': {'A': {'1%': [0.5, 0.7], '5%': [0.9], '9%': [0.2]},
+                    'B|x': {'1%': [0.8, 0.8], '9%': [0.2]}}}
   lines = run_report.markdown_table(table, extra={'Params': {'A': '1,000'}}).splitlines()
-  assert lines[0] == '| Method | 1% | 5% | Params |'
-  assert lines[1] == '|---|---|---|---|'
-  assert lines[2] == '| A | 60.00 ± 10.00 | 90.00 | 1,000 |'  # 5%: one row only, no bold
-  assert lines[3] == '| B\\|x | **80.00 ± 0.00** | - | - |'
+  assert lines[0] == '| Method | 1% | 5% | 9% | Params |'
+  assert lines[1] == '|---|---|---|---|---|'
+  # 5%: one row only, 9%: all equal; neither has a bold cell.
+  assert lines[2] == '| A | 60.00 ± 10.00 | 90.00 | 20.00 | 1,000 |'
+  assert lines[3] == '| B\\|x | **80.00 ± 0.00** | - | 20.00 | - |'
   assert len(lines) == 4
 
 
