@@ -260,8 +260,9 @@ def few_shot_split(pool: SignalPool, fraction: float, *, seed: int,
 
 
 def run(config: ClstConfig, workdir: Path | str, *,
-        log: Callable[[str], None] = print) -> dict:
-  """Runs the experiment of ``config``, writes the run directory, returns the results."""
+        log: Callable[[str], None] = print, write_report: bool = True) -> dict:
+  """Runs the experiment of ``config``, writes the run directory, returns the results;
+  ``write_report``: also write ``report.md`` and its plots (``amrjax.run_report``)."""
   run_dir = RunDir(workdir)
   # A different configuration in this folder is refused. In the same configuration's
   # folder the results of runs.jsonl are read back; a (seed, fraction) with all of its
@@ -391,7 +392,7 @@ def run(config: ClstConfig, workdir: Path | str, *,
   run_dir.discard_checkpoints()
   log(format_table(table))
   log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
-  if run_dir.writes:
+  if write_report and run_dir.writes:
     run_report.write_report_logged(run_dir.path, log=log)
   return results
 

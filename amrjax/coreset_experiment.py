@@ -159,8 +159,9 @@ def _run_key(record: dict) -> tuple:
 
 
 def run(config: CoresetConfig, workdir: Path | str, *,
-        log: Callable[[str], None] = print) -> dict:
-  """Runs the experiment of ``config``, writes the run directory, returns the results."""
+        log: Callable[[str], None] = print, write_report: bool = True) -> dict:
+  """Runs the experiment of ``config``, writes the run directory, returns the results;
+  ``write_report``: also write ``report.md`` and its plots (``amrjax.run_report``)."""
   run_dir = RunDir(workdir)
   done = {_run_key(r): r for r in run_dir.start(dataclasses.asdict(config), log=log)}
   t_start = time.time()
@@ -197,7 +198,8 @@ def run(config: CoresetConfig, workdir: Path | str, *,
       with diverged_where(where):
         state, _ = fit(evaluator, pool, eval_train, seed=eval_seed,
                        on_epoch=lambda m: run_dir.log_metrics({**tag, **m}),
-                       checkpoint=run_dir.checkpoint_folder(folder))
+                       checkpoint=run_dir.checkpoint_folder(folder),
+                       checkpoint_last=False)  # the result is written right after
       result = evaluate(evaluator, state.variables, test)
       record = dict(method=method, rate=rate, seed=seed, selection_model=sel_name,
                     eval_model=eval_name, train_size=len(pool),
@@ -260,7 +262,7 @@ def run(config: CoresetConfig, workdir: Path | str, *,
     log(report.text_table(table['rows'], table['columns'], title=table['title'],
                           row_header=table['row_header']))
   log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
-  if run_dir.writes:
+  if write_report and run_dir.writes:
     run_report.write_report_logged(run_dir.path, log=log)
   return results
 

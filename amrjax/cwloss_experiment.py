@@ -242,8 +242,9 @@ def _kept_epoch(history: Sequence[dict], early_stopping: bool) -> int:
 
 
 def run(config: CwLossConfig, workdir: Path | str, *,
-        log: Callable[[str], None] = print) -> dict:
-  """Runs the experiment of ``config``, writes the run directory, returns the results."""
+        log: Callable[[str], None] = print, write_report: bool = True) -> dict:
+  """Runs the experiment of ``config``, writes the run directory, returns the results;
+  ``write_report``: also write ``report.md`` and its plots (``amrjax.run_report``)."""
   run_dir = RunDir(workdir)
   # A different configuration in this folder is refused. In the same configuration's
   # folder, the tested cells of runs.jsonl and the weights of weights.jsonl are read back
@@ -391,7 +392,7 @@ def run(config: CwLossConfig, workdir: Path | str, *,
     log(report.text_table(table['rows'], table['columns'], title=table['title'],
                           row_header=table['row_header']))
   log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
-  if run_dir.writes:
+  if write_report and run_dir.writes:
     run_report.write_report_logged(run_dir.path, log=log)
   return results
 

@@ -182,8 +182,9 @@ def rate_label(rate: float) -> str:
 
 
 def run(config: DuseConfig, workdir: Path | str, *,
-        log: Callable[[str], None] = print) -> dict:
-  """Runs the experiment of ``config``, writes the run directory, returns the results."""
+        log: Callable[[str], None] = print, write_report: bool = True) -> dict:
+  """Runs the experiment of ``config``, writes the run directory, returns the results;
+  ``write_report``: also write ``report.md`` and its plots (``amrjax.run_report``)."""
   run_dir = RunDir(workdir)
   done = {_run_key(r): r for r in run_dir.start(dataclasses.asdict(config), log=log)}
   t_start = time.time()
@@ -244,7 +245,8 @@ def run(config: DuseConfig, workdir: Path | str, *,
         with diverged_where(where):
           state, _ = fit(evaluator, train_pool, final_train, seed=eval_seed,
                          on_epoch=lambda m, tag=tag: run_dir.log_metrics({**tag, **m}),
-                         checkpoint=run_dir.checkpoint_folder(f'final/{name}-{eval_name}'))
+                         checkpoint=run_dir.checkpoint_folder(f'final/{name}-{eval_name}'),
+                         checkpoint_last=False)  # the result is written right after
         result = evaluate(evaluator, state.variables, splits.test)
         if embed and eval_index == 0 and method == config.methods[-1]:
           write_embeddings(run_dir, tsne_name, evaluator, state.variables, expanded_sets,
@@ -344,7 +346,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
     log(report.text_table(table['rows'], table['columns'], title=table['title'],
                           row_header=table['row_header']))
   log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
-  if run_dir.writes:
+  if write_report and run_dir.writes:
     run_report.write_report_logged(run_dir.path, log=log)
   return results
 

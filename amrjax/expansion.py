@@ -204,7 +204,7 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
       with diverged_where(f'DUSE round {r} of {config.rounds}'):
         state, history = fit(model, target, config.train, seed=round_seed,
                              state=state if config.warm_start else None, on_epoch=on_epoch,
-                             checkpoint=epochs_folder)
+                             checkpoint=epochs_folder, checkpoint_last=False)  # round saved
       scores = scoring.score_pool(model, state.variables, auxiliary, score_fn,
                                   batch_size=config.score_batch_size)
       picked = select_uncertain(scores, auxiliary, target, k, config.setting, largest=largest)

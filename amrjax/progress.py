@@ -13,9 +13,10 @@ loop is, its rate and the time left, on stderr:
 - ``'off'``: nothing.
 
 Tasks nest (DUSE round > training > ...); the innermost one is shown, prefixed by the
-outer ones' positions (the unit in progress: ``round 2/3`` while round 2 runs). The mode comes from :func:`set_mode` (every driver's
-``--progress`` flag) or the environment variable ``AMRJAX_PROGRESS``; the plain interval
-from :func:`set_interval` or ``AMRJAX_PROGRESS_INTERVAL``.
+outer ones' positions (the unit in progress: ``round 2/3`` while round 2 runs). The mode
+comes from :func:`set_mode` (every driver's ``--progress`` flag) or the environment
+variable ``AMRJAX_PROGRESS``; the plain interval from :func:`set_interval` or
+``AMRJAX_PROGRESS_INTERVAL``.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Task:
   def __init__(self, desc: str, total: int | None, unit: str):
     self.desc, self.total, self.unit = desc, total, unit
     self.done = 0
+    self._first: tuple[float, int] | None = None  # (time, count) at the first advance
     self.mode = mode()
     self.start = time.monotonic()
     self._next_print = self.start + (_BAR_REFRESH_SECONDS if self.mode == 'bar'
@@ -85,6 +87,8 @@ class Task:
   def advance(self, count: int = 1) -> None:
     """Counts ``count`` more units done; prints when the mode's interval has passed."""
     self.done += count
+    if self._first is None:
+      self._first = (time.monotonic(), self.done)
     if self.mode == 'off' or _stack[-1:] != [self]:
       return
     now = time.monotonic()
@@ -98,18 +102,25 @@ class Task:
     current = self.done + 1 if self.total is None else min(self.done + 1, self.total)
     return f'{self.desc} {current}/{self.total}' if self.total else f'{self.desc} {current}'
 
-  def _rate(self, now: float) -> str:
+  def _per_second(self, now: float) -> float:
+    """Units per second, after the first unit once there are two: the first one carries
+    the compilation (a ClST train step: 40 s, then 0.5 s) and would skew the time left."""
+    if self.done >= 2 and self._first is not None and now > self._first[0]:
+      return (self.done - self._first[1]) / (now - self._first[0])
+    return self.done / max(now - self.start, 1e-9)
+
+  def _rate(self, now: float, per_second: float | None = None) -> str:
     """'12.3 step/s', or '20 s/step' below 0.1 per second."""
-    elapsed = max(now - self.start, 1e-9)
-    rate = self.done / elapsed
+    rate = self._per_second(now) if per_second is None else per_second
     return (f'{rate:.1f} {self.unit}/s' if rate >= 0.1 else
-            f'{elapsed / max(self.done, 1):.0f} s/{self.unit}')
+            f'{1 / max(rate, 1e-9):.0f} s/{self.unit}')
 
   def _rate_and_left(self, now: float) -> tuple[str, str]:
-    if not self.total or not self.done:
+    """The rate, and the time left ('' while unknown: no total, or fewer than two units)."""
+    if not self.total or self.done < 2:
       return self._rate(now), ''
-    left = (self.total - self.done) * (now - self.start) / self.done
-    return self._rate(now), f'{format_duration(left)} left'
+    rate = self._per_second(now)
+    return self._rate(now, rate), f'{format_duration((self.total - self.done) / rate)} left'
 
   def _prefix(self) -> str:
     outer = [t.position() for t in _stack[:-1]] if _stack and _stack[-1] is self else []
@@ -144,8 +155,9 @@ class Task:
         stream.write('\n')
         stream.flush()
     elif self.mode == 'plain' and not failed and now - self.start >= _settings['interval']:
+      overall = self.done / max(now - self.start, 1e-9)
       stream.write(f'{self._prefix()}{self.desc}: done {self.done} {self.unit} in '
-                   f'{format_duration(now - self.start)} ({self._rate(now)})\n')
+                   f'{format_duration(now - self.start)} ({self._rate(now, overall)})\n')
       stream.flush()
 
 

@@ -69,7 +69,7 @@ def main(argv):
     overrides.setdefault('dataset', FLAGS.dataset)
     config = clst_experiment.ClstConfig.from_preset(FLAGS.preset, **overrides)
     workdir = FLAGS.workdir or common.default_workdir('clst', config.dataset, config.preset)
-    clst_experiment.run(config, workdir, log=common.log)
+    clst_experiment.run(config, workdir, log=common.log, write_report=FLAGS.report)
 
   common.run_reporting_errors(body)
 

@@ -32,6 +32,8 @@ flags.DEFINE_string('synthetic_per_cell', None, "Vectors per (class, SNR) cell o
                     "preset's).")
 flags.DEFINE_boolean('allow_synthetic', True, 'Use the synthetic stand-in when the real '
                      'file is absent; --noallow_synthetic makes a missing file an error.')
+flags.DEFINE_boolean('report', True, 'Write report.md and its plots into the run directory '
+                     'at the end (python -m experiments.report RUN_DIR writes them later).')
 flags.DEFINE_enum('progress', 'auto', list(progress.MODES), 'Progress of long loops on '
                   'stderr: auto = a bar on a terminal, plain lines every 30 s otherwise; '
                   'bar, plain or off (default: $AMRJAX_PROGRESS, else auto).')

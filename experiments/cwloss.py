@@ -62,7 +62,7 @@ def main(argv):
     overrides.setdefault('dataset', FLAGS.dataset)
     config = cwloss_experiment.CwLossConfig.from_preset(FLAGS.preset, **overrides)
     workdir = FLAGS.workdir or common.default_workdir('cwloss', config.dataset, config.preset)
-    cwloss_experiment.run(config, workdir, log=common.log)
+    cwloss_experiment.run(config, workdir, log=common.log, write_report=FLAGS.report)
 
   common.run_reporting_errors(body)
 

@@ -68,7 +68,7 @@ def run_from_flags(kind: str, defaults: dict | None = None) -> None:
     overrides.setdefault('dataset', FLAGS.dataset)
     config = duse_experiment.DuseConfig.from_preset(FLAGS.preset, **overrides)
     workdir = FLAGS.workdir or common.default_workdir(kind, config.dataset, config.preset)
-    duse_experiment.run(config, workdir, log=common.log)
+    duse_experiment.run(config, workdir, log=common.log, write_report=FLAGS.report)
 
   common.run_reporting_errors(body)
 

@@ -79,7 +79,7 @@ def main(argv):
       overrides['strategy_options'] = {'foqus': foqus_options}
     config = coreset_experiment.CoresetConfig.from_preset(FLAGS.preset, **overrides)
     workdir = FLAGS.workdir or common.default_workdir('foqus', config.dataset, config.preset)
-    coreset_experiment.run(config, workdir, log=common.log)
+    coreset_experiment.run(config, workdir, log=common.log, write_report=FLAGS.report)
 
   common.run_reporting_errors(body)
 

@@ -83,7 +83,7 @@ def test_nested_tasks_show_the_outer_position(capsys, clock):
       clock.now += 2
       steps.advance()
   lines = capsys.readouterr().err.splitlines()
-  assert lines[0] == 'DUSE round 2/3 | training: 1/2 (50%), 0.5 step/s, 0:02 left'
+  assert lines[0] == 'DUSE round 2/3 | training: 1/2 (50%), 0.5 step/s'  # no time left yet
 
 
 def test_an_error_pops_the_task_and_ends_the_bar(monkeypatch, clock):
@@ -106,6 +106,19 @@ def test_off_and_unknown_modes(capsys, clock):
   assert capsys.readouterr().err == ''
   with pytest.raises(ConfigError, match="unknown progress mode 'loud'; choose one of auto"):
     progress.set_mode('loud')
+
+
+def test_the_first_unit_does_not_skew_the_time_left(capsys, clock):
+  progress.set_mode('plain')
+  progress.set_interval(0)
+  with progress.task('training', total=10, unit='step') as t:
+    clock.now += 40  # the first step compiles
+    t.advance()
+    clock.now += 1
+    t.advance()
+  lines = capsys.readouterr().err.splitlines()
+  assert lines[0] == 'training: 1/10 (10%), 40 s/step'
+  assert lines[1] == 'training: 2/10 (20%), 1.0 step/s, 0:08 left'
 
 
 def test_format_duration():

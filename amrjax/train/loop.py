@@ -13,15 +13,15 @@ per-sample ``targets`` array given to :func:`fit` (AFNet's confidence weights, a
 logits) or None. With a validation pool, every epoch is validated and ``patience`` stops
 training early and returns the best epoch's state (AFNet Sec. IV: patience 15).
 
-Resuming: with ``checkpoint=folder``, ``fit`` saves an orbax checkpoint after an epoch
-when ``checkpoint_interval`` seconds (default :data:`CHECKPOINT_INTERVAL_SECONDS`) have
-passed since the last one, and after the last epoch: the model and optimiser state, the
-best state so far under patience and the recorded dynamics, with a JSON record (the epoch,
-the metrics so far, the shuffling generator's state; dropout keys are folded from the step
-count, which is in the state). Only the latest epoch is kept. Called again with the same
-folder, ``fit`` continues after that epoch and returns what an uninterrupted call returns,
-bit for bit on CPU; a finished training is returned at once. A divergence raises before
-its epoch is saved, so the last good checkpoint stays.
+Resuming: with ``checkpoint=folder``, ``fit`` saves an orbax checkpoint after an epoch when
+``checkpoint_interval`` seconds (default :data:`CHECKPOINT_INTERVAL_SECONDS`) have passed
+since the last one, and after the last epoch (unless ``checkpoint_last=False``): the model
+and optimiser state, the best state so far under patience and the recorded dynamics, with a
+JSON record (the epoch, the metrics so far, the shuffling generator's state; dropout keys
+are folded from the step count, which is in the state). Only the latest epoch is kept.
+Called again with the same folder, ``fit`` continues after that epoch and returns what an
+uninterrupted call returns, bit for bit on CPU; a finished training is returned at once. A
+divergence raises before its epoch is saved, so the last good checkpoint stays.
 """
 
 from __future__ import annotations
@@ -207,7 +207,8 @@ def fit(model: nn.Module, pool: SignalPool, config: TrainConfig, *, seed: int,
         on_epoch: Callable[[dict], None] | None = None,
         objective: Objective = CROSS_ENTROPY, targets: np.ndarray | None = None,
         validation: SignalPool | None = None, checkpoint: Path | str | None = None,
-        checkpoint_interval: float | None = None) -> tuple[TrainState, list[dict]]:
+        checkpoint_interval: float | None = None,
+        checkpoint_last: bool = True) -> tuple[TrainState, list[dict]]:
   """Trains ``model`` on ``pool`` for ``config.epochs`` epochs.
 
   Args:
@@ -226,8 +227,11 @@ def fit(model: nn.Module, pool: SignalPool, config: TrainConfig, *, seed: int,
     checkpoint: a folder for epoch checkpoints, one per training (see the module
       docstring); a training found there is continued (``state`` is then ignored), and one
       of other settings is refused. None: no checkpoints.
-    checkpoint_interval: the least seconds between two epoch checkpoints (the last epoch
-      is always saved); None: :data:`CHECKPOINT_INTERVAL_SECONDS`; 0: every epoch.
+    checkpoint_interval: the least seconds between two epoch checkpoints; None:
+      :data:`CHECKPOINT_INTERVAL_SECONDS`; 0: every epoch.
+    checkpoint_last: also save after the last epoch, so that a finished training is
+      returned at once when called again; False when the caller keeps the result itself
+      right away (a test result written, a round checkpoint saved).
 
   Returns:
     The final state (with patience: the state of the epoch with the lowest validation
@@ -237,7 +241,8 @@ def fit(model: nn.Module, pool: SignalPool, config: TrainConfig, *, seed: int,
   state, history, _ = _train(model, pool, config, seed=seed, state=state, on_epoch=on_epoch,
                              dynamics=None, objective=objective, targets=targets,
                              validation=validation, checkpoint=checkpoint,
-                             checkpoint_interval=checkpoint_interval)
+                             checkpoint_interval=checkpoint_interval,
+                             checkpoint_last=checkpoint_last)
   return state, history
 
 
@@ -305,7 +310,7 @@ def _resume_epochs(saved: RoundCheckpoints, settings: dict, tree: dict):
 
 
 def _train(model, pool, config, *, seed, state, on_epoch, dynamics, objective, targets,
-           validation, checkpoint=None, checkpoint_interval=None):
+           validation, checkpoint=None, checkpoint_interval=None, checkpoint_last=True):
   if len(pool) == 0:
     raise ConfigError('cannot train on an empty pool')
   if config.patience is not None and validation is None:
@@ -387,8 +392,9 @@ def _train(model, pool, config, *, seed, state, on_epoch, dynamics, objective, t
           best = (epoch_record['val_loss'], epoch, jax.device_get(state))
         elif epoch - best[1] >= config.patience:
           stopped = True
-      if saved is not None and (stopped or epoch == config.epochs or
-                                time.monotonic() - last_save >= checkpoint_interval):
+      last = stopped or epoch == config.epochs
+      if saved is not None and ((last and checkpoint_last) or
+                                (not last and time.monotonic() - last_save >= checkpoint_interval)):
         saved.save(epoch, _without_none({'state': state, 'dynamics': dynamics,
                                           'best': None if best is None else best[2]}),
                    {'settings': settings, 'history': history, 'stopped': stopped,

@@ -87,7 +87,7 @@ def test_driver_smoke(tiny_spec, tmp_path, capsys):
   (workdir / 'results.json').unlink()
   (workdir / 'runs.jsonl').write_text(''.join(l + '\n' for l in lines[:4]))
   with flagsaver.flagsaver():
-    flags.FLAGS(argv)
+    flags.FLAGS(argv + ['--noreport'])
     driver.main([])
   resumed = json.loads((workdir / 'results.json').read_text())
   assert [r['test'] for r in resumed['runs']] == [r['test'] for r in runs]

@@ -20,7 +20,8 @@ def test_one_selection_trains_every_evaluation_model(tiny_spec, tmp_path):
       max_per_cell=None, target_fraction=0.25, methods=('target', 'random', 'margin'),
       model='cnn1d', eval_models=('1d-cnn', 'kd-cnn', 'cnn1d'))
   assert config.eval_models == ('cnn1d', 'kd_cnn')  # canonical, duplicates dropped
-  results = duse_experiment.run(config, tmp_path / 'run', log=lambda _: None)
+  results = duse_experiment.run(config, tmp_path / 'run', log=lambda _: None,
+                                write_report=False)
   # Target once per model; random and DUSE once per model and rate.
   runs = results['runs']
   assert len(runs) == 2 * (1 + 2 * 2)
@@ -53,7 +54,7 @@ def test_driver_defaults_and_flags(tmp_path):
        f'--data_dir={tmp_path}', '--seeds=0', '--round_epochs=1', '--final_epochs=1',
        '--rounds=1', '--batch_size=32', '--target_fraction=0.05', '--eval_models=kd_cnn,cnn1d',
        '--methods=random',
-       f'--workdir={workdir}'],
+       f'--workdir={workdir}', '--noreport'],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   config = json.loads((workdir / 'config.json').read_text())

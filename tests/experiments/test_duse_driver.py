@@ -74,7 +74,8 @@ def test_killed_run_resumes_to_the_same_results(tmp_path):
   """Killed and resumed on 3 CPU devices, the run equals an uninterrupted one on 1."""
   args = ['--dataset=rml2016.10a', '--synthetic_per_cell=30', f'--cache_dir={tmp_path / "cache"}',
           f'--data_dir={tmp_path / "data"}', '--rates=0.05', '--seeds=0', '--rounds=2',
-          '--methods=target,duse', '--round_epochs=1', '--final_epochs=1', '--batch_size=32']
+          '--methods=target,duse', '--round_epochs=1', '--final_epochs=1', '--batch_size=32',
+          '--noreport']
   whole = _run(*args, f'--workdir={tmp_path / "whole"}')
   assert whole.returncode == 0, whole.stderr[-2000:]
   workdir = tmp_path / 'killed'
@@ -191,7 +192,8 @@ def test_baselines_run_beside_duse_in_the_balance_setting(tiny_spec, tmp_path):
       rates=(0.25,), seeds=(0,), rounds=2, round_epochs=1, final_epochs=1, batch_size=16,
       max_per_cell=None, target_fraction=0.25, setting='balance',
       methods=('target', 'herding', 'forgetting', 'glister', 'duse'))
-  results = duse_experiment.run(config, tmp_path / 'run', log=lambda _: None)
+  results = duse_experiment.run(config, tmp_path / 'run', log=lambda _: None,
+                                write_report=False)
   assert set(results['table']['rows']) == {config.method_label(m) for m in config.methods}
   assert 'Herding' in results['table']['rows'] and 'Glister' in results['table']['rows']
   split = results['splits']['0']

@@ -21,7 +21,7 @@ def test_coresets_are_selected_trained_on_and_tabulated(tiny_spec, tmp_path):
       dataset=tiny_spec.name, cache_dir=str(tmp_path / 'cache'), data_dir=str(tmp_path),
       rates=(0.25, 0.5), seeds=(0,), selection_models=('2d-cnn',), min_snr=None,
       methods=('uniform', 'margin', 'foqus', 'full', 'foqus:quality+forgetting'),
-      selection_epochs=2, eval_epochs=1, batch_size=16, max_per_cell=None)
+      selection_epochs=2, eval_epochs=1, batch_size=16, max_per_cell=20)
   assert config.methods == ('uniform', 'margin', 'foqus', 'full', 'foqus:forgetting+quality')
   assert config.pairs() == [('cnn2d', 'cnn2d')]
   results = coreset_experiment.run(config, tmp_path / 'run', log=lambda _: None)
@@ -57,7 +57,8 @@ def test_coresets_are_selected_trained_on_and_tabulated(tiny_spec, tmp_path):
   metrics = tmp_path / 'run' / 'metrics.jsonl'
   evaluations = metrics.read_text().count('"phase": "evaluation"')
   messages = []
-  again = coreset_experiment.run(config, tmp_path / 'run', log=messages.append)
+  again = coreset_experiment.run(config, tmp_path / 'run', log=messages.append,
+                                 write_report=False)
   assert [r['test'] for r in again['runs']] == [r['test'] for r in runs]
   assert again['table']['rows'] == table['rows']
   assert any('resuming the run' in m and f'{len(runs)} result(s)' in m for m in messages)
