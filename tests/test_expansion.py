@@ -34,6 +34,15 @@ def test_budget_for_rate():
       expansion.budget_for_rate(bad, 100)
 
 
+def test_same_seed_same_selection_other_seed_another(sets, model):
+  target, aux = sets
+  config = expansion.ExpansionConfig(budget=12, rounds=2, train=TRAIN)
+  a, again, b = (expansion.expand(model, target, aux, config, seed=seed).expanded.ids
+                 for seed in (0, 0, 1))
+  np.testing.assert_array_equal(a, again)
+  assert not np.array_equal(np.sort(a), np.sort(b))
+
+
 def test_imbalance_invariants(sets, model):
   target, aux = sets
   config = expansion.ExpansionConfig(budget=22, rounds=3, train=TRAIN)

@@ -34,16 +34,16 @@ def test_driver_smoke(tmp_path):
   workdir = tmp_path / 'run'
   proc = _run('--dataset=rml2016.10a', '--synthetic_per_cell=30',
               f'--cache_dir={tmp_path / "cache"}', f'--data_dir={tmp_path / "data"}',
-              '--rates=0.05', '--seeds=0,1', '--rounds=2', '--round_epochs=1',
+              '--rates=0.05', '--seeds=0', '--rounds=2', '--round_epochs=1',
               '--final_epochs=1', '--batch_size=32', f'--workdir={workdir}')
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert 'using the synthetic stand-in' in proc.stdout
   results = json.loads((workdir / 'results.json').read_text())
   config = json.loads((workdir / 'config.json').read_text())
-  assert config['rates'] == [0.05] and config['rounds'] == 2 and config['seeds'] == [0, 1]
+  assert config['rates'] == [0.05] and config['rounds'] == 2 and config['seeds'] == [0]
   assert results['data']['kind'] == 'synthetic'
   rows = results['table']['rows']
-  assert len(rows) == 4 and all(len(cell['5%']) == 2 for cell in rows.values())
+  assert len(rows) == 4 and all(len(cell['5%']) == 1 for cell in rows.values())
   split = results['splits']['0']
   budget = round(0.05 * split['train'])
   for run in results['runs']:
@@ -52,17 +52,12 @@ def test_driver_smoke(tmp_path):
       assert run['train_size'] == split['target'] + budget
       ids = np.load(workdir / 'selected' / f'{run["method"]}-seed{run["seed"]}-r0.05.npy')
       assert len(ids) == budget == len(np.unique(ids))
-  rounds = json.loads((workdir / 'rounds' / 'duse-seed1-r0.05.json').read_text())
+  rounds = json.loads((workdir / 'rounds' / 'duse-seed0-r0.05.json').read_text())
   assert [len(r['selected_ids']) for r in rounds] == [(budget + 1) // 2, budget // 2]
-  assert 'DUSE (2 rounds)' in proc.stdout and '±' in proc.stdout
+  assert 'DUSE (2 rounds)' in proc.stdout
   assert (workdir / 'metrics.jsonl').read_text().count('\n') > 0
   # Test results are also logged as they are produced, one line per run.
   assert (workdir / 'runs.jsonl').read_text().count('\n') == len(results['runs'])
-  # Different seeds: different target sets and different DUSE selections.
-  targets = [np.load(workdir / 'selected' / f'target-seed{s}.npy') for s in (0, 1)]
-  assert len(targets[0]) == len(targets[1]) and not np.array_equal(*targets)
-  duse = [np.load(workdir / 'selected' / f'duse-seed{s}-r0.05.npy') for s in (0, 1)]
-  assert not np.array_equal(np.sort(duse[0]), np.sort(duse[1]))
   assert not (workdir / 'checkpoints').exists()  # removed once results.json is written
   text = assert_report(workdir, ['class_counts', 'accuracy_vs_rate', 'accuracy_per_snr',
                                 'confusion', 'tsne'])
@@ -190,7 +185,7 @@ def test_baselines_run_beside_duse_in_the_balance_setting(tiny_spec, tmp_path):
   config = duse_experiment.DuseConfig(
       dataset=tiny_spec.name, cache_dir=str(tmp_path / 'cache'), data_dir=str(tmp_path),
       rates=(0.25,), seeds=(0,), rounds=2, round_epochs=1, final_epochs=1, batch_size=16,
-      max_per_cell=None, target_fraction=0.25, setting='balance',
+      max_per_cell=20, target_fraction=0.25, setting='balance',
       methods=('target', 'herding', 'forgetting', 'glister', 'duse'))
   results = duse_experiment.run(config, tmp_path / 'run', log=lambda _: None,
                                 write_report=False)
