@@ -19,6 +19,7 @@ from absl import app, flags, logging
 from amrjax import models
 from amrjax.data import sources, splits
 from amrjax.train import TrainConfig, evaluate, fit
+from amrjax.train.loop import BATCHNORM_STATISTICS, POPULATION
 
 flags.DEFINE_string('dataset', 'rml2016.10a', 'Registered dataset name.')
 flags.DEFINE_string('model', 'cnn2d', 'Registry model.')
@@ -27,6 +28,8 @@ flags.DEFINE_integer('batch_size', 128, 'Batch size.')
 flags.DEFINE_float('min_snr', 10, 'Keep vectors with SNR above this.')
 flags.DEFINE_integer('seed', 0, 'Initialisation and shuffling seed.')
 flags.DEFINE_integer('top_confusions', 6, 'How many off-diagonal confusions to print.')
+flags.DEFINE_enum('batchnorm_statistics', POPULATION, BATCHNORM_STATISTICS,
+                  'What eval mode normalises with (amrjax.train.TrainConfig).')
 FLAGS = flags.FLAGS
 
 
@@ -41,8 +44,11 @@ def main(argv):
   model = models.get(FLAGS.model, spec.num_classes, spec.length)
   print(f'{spec.name} ({data.origin["kind"]}), SNR > {FLAGS.min_snr:g} dB: train '
         f'{len(split.train):,}, test {len(split.test):,}; {FLAGS.model}, {FLAGS.epochs} '
-        f'epochs, batch {FLAGS.batch_size}', flush=True)
-  state, _ = fit(model, split.train, TrainConfig(FLAGS.epochs, FLAGS.batch_size), seed=FLAGS.seed,
+        f'epochs, batch {FLAGS.batch_size}, {FLAGS.batchnorm_statistics} BatchNorm statistics',
+        flush=True)
+  config = TrainConfig(FLAGS.epochs, FLAGS.batch_size,
+                       batchnorm_statistics=FLAGS.batchnorm_statistics)
+  state, _ = fit(model, split.train, config, seed=FLAGS.seed,
                  on_epoch=lambda m: print(f'  epoch {m["epoch"]}: train loss {m["loss"]:.3f}, '
                                           f'accuracy {m["accuracy"]:.2%}', flush=True))
   result = evaluate(model, state.variables, split.test)

@@ -37,7 +37,7 @@ width multiplier ``width`` (alpha) applied to every channel count, rounded to a 
   parameters at alpha = 1: 66,800 + 129 C, i.e. 68,219 at C = 11 and 69,896 at C = 24
   (``tests/models/test_kd.py`` computes it block by block). Needs L >= 16.
 
-ClST (``clst.py``) has 470,062 parameters at C = 11: KD-CNN is 16x and KD-MobileNet 6.9x
+ClST (``clst.py``) has 469,966 parameters at C = 11: KD-CNN is 16x and KD-MobileNet 6.9x
 smaller (alpha = 0.5: 23,731 at C = 11).
 
 Choices (none is fixed by the source we have): all layer counts, widths and kernels above;

@@ -1,3 +1,4 @@
+import chex
 import jax
 import numpy as np
 import pytest
@@ -8,7 +9,9 @@ from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
 from amrjax.train import (TrainConfig, TrainingDivergedError, WeightedCrossEntropy, evaluate,
                           fit, fit_recording, init_state, validation_metrics)
-from amrjax.train.loop import accuracy_report, optimizer, train_step_fn
+from amrjax.seeding import derive_seed
+from amrjax.train.batchnorm import population_batch_stats
+from amrjax.train.loop import RUNNING, accuracy_report, optimizer, train_step_fn
 
 
 def _easy_pool(n_per_class=32, seed=0):
@@ -177,3 +180,33 @@ def test_early_stopping_returns_the_best_validation_epoch():
   assert accuracy == pytest.approx(history[best]['val_accuracy'])
   with pytest.raises(ConfigError, match='validation pool'):
     fit(model, pool, config, seed=0)
+
+
+def test_fit_leaves_population_batchnorm_statistics_of_the_final_parameters():
+  pool = _easy_pool(24)
+  model = models.get('kd_cnn', 2, 128)
+  running, _ = fit(model, pool, TrainConfig(epochs=2, batch_size=16,
+                                            batchnorm_statistics=RUNNING), seed=3)
+  default, _ = fit(model, pool, TrainConfig(epochs=2, batch_size=16), seed=3)
+  chex.assert_trees_all_equal(default.params, running.params)  # training is the same
+  expected = population_batch_stats(model, running.variables, pool, 16,
+                                    seed=derive_seed(3, 'batchnorm'))
+  chex.assert_trees_all_close(default.batch_stats, expected, rtol=1e-6, atol=1e-9)
+  assert not np.allclose(default.batch_stats['features']['BatchNorm_0']['mean'],
+                         running.batch_stats['features']['BatchNorm_0']['mean'])
+  with pytest.raises(ConfigError, match='unknown BatchNorm statistics'):
+    TrainConfig(batchnorm_statistics='batch')
+
+
+def test_early_stopping_validates_and_keeps_population_statistics():
+  pool = _easy_pool(16)
+  model = models.get('kd_cnn', 2, 128)
+  flipped = SignalPool.from_arrays(pool.signals(), 1 - pool.y, pool.snr, pool.classes)
+  state, history = fit(model, pool, TrainConfig(epochs=6, batch_size=8, patience=1), seed=0,
+                       validation=flipped)
+  best = int(np.argmin([h['val_loss'] for h in history]))
+  loss, _ = validation_metrics(model, state.variables, flipped)
+  assert loss == pytest.approx(history[best]['val_loss'], rel=1e-5)
+  again = population_batch_stats(model, state.variables, pool, 8,
+                                 seed=derive_seed(0, 'batchnorm'))
+  chex.assert_trees_all_close(state.batch_stats, again, rtol=1e-6, atol=1e-9)

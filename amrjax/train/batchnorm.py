@@ -1,0 +1,130 @@
+"""BatchNorm running statistics against the population statistics they estimate.
+
+Flax's ``nn.BatchNorm`` keeps ``mean`` and ``var`` in the ``batch_stats`` collection and,
+in train mode, updates each as ``r <- m r + (1 - m) b`` with ``b`` the batch statistic and
+``m`` the layer's momentum. Eval mode normalises with ``r``. When ``r`` trails the batch
+statistics of the current parameters (issue 16: Adam moving a pre-BatchNorm bias faster
+than momentum 0.9 follows), eval mode sees shifted activations and its accuracy collapses.
+
+``population_batch_stats`` re-estimates every layer's statistics under fixed parameters as
+the average of the batch statistics of several training batches (Wu & Johnson 2021,
+"Rethinking 'Batch' in BatchNorm", Sec. 3: "precise BN"); ``running_stat_offsets`` says how
+far the running statistics are from them, per layer.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+
+from amrjax.data.pool import SignalPool, iter_batches
+from amrjax.errors import ConfigError
+
+EPSILON = 1e-5
+"""Flax's default BatchNorm epsilon, which every zoo model keeps."""
+
+POPULATION_BATCHES = 20
+"""Batches averaged by default: Wu & Johnson (2021, Sec. 3) find a few thousand samples
+enough for precise statistics; 20 x 128 = 2,560."""
+
+
+def has_batchnorm(model: nn.Module, length: int) -> bool:
+  """Whether ``model`` keeps a ``batch_stats`` collection for (B, 2, length) inputs."""
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                             jnp.zeros((1, 2, length)), train=False))
+  return 'batch_stats' in shapes
+
+
+@functools.lru_cache(maxsize=None)
+def _train_mode_stats_fn(model: nn.Module) -> Callable:
+  """Jitted ``(params, batch_stats, x, key) -> updated batch_stats`` of one train-mode pass."""
+
+  def fn(params, batch_stats, x, key):
+    _, updates = model.apply({'params': params, 'batch_stats': batch_stats}, x, train=True,
+                             rngs={'dropout': key}, mutable=['batch_stats'])
+    return updates['batch_stats']
+
+  return jax.jit(fn)
+
+
+def population_batch_stats(model: nn.Module, variables: dict, pool: SignalPool,
+                           batch_size: int, *, batches: int = POPULATION_BATCHES,
+                           seed: int = 0) -> dict:
+  """Every BatchNorm's statistics averaged over ``batches`` train-mode batches of ``pool``.
+
+  The parameters are fixed; each batch's mean and (biased) variance are recovered from one
+  train-mode update started from zero statistics (``(1 - m) b``), with the momentum ``m``
+  read off a second update started from ones. Batches are drawn as in training
+  (``iter_batches``: shuffled with ``seed``, the last one of a pass padded with repeated
+  rows), pass after pass until ``batches`` are in, so a pool smaller than a batch works.
+  Dropout is on, as in training: the result is what the running statistics would converge
+  to if the parameters stopped moving.
+
+  Args:
+    model: a model with BatchNorm.
+    variables: ``{'params': ..., 'batch_stats': ...}``.
+    pool: training vectors to draw the batches from.
+    batch_size: rows per batch (the training batch size: the statistics are per batch).
+    batches: how many batches to average.
+    seed: shuffling and dropout seed.
+
+  Returns:
+    A ``batch_stats`` tree of the same structure as ``variables['batch_stats']``.
+  """
+  if 'batch_stats' not in variables or not variables['batch_stats']:
+    raise ConfigError(f'{type(model).__name__} has no BatchNorm statistics to re-estimate')
+  if batches < 1 or len(pool) == 0:
+    raise ConfigError(f'population statistics need at least one batch of a non-empty pool '
+                      f'(got {batches} batches of a pool of {len(pool)})')
+  fn = _train_mode_stats_fn(model)
+  params, running = variables['params'], variables['batch_stats']
+  zeros = jax.tree.map(jnp.zeros_like, running)
+  rng = np.random.default_rng(seed)
+  total, momentum, drawn = None, None, 0
+  while drawn < batches:
+    for batch in iter_batches(pool, batch_size, rng=rng):
+      if drawn == batches:
+        break
+      x, key = jnp.asarray(batch.x), jax.random.key(drawn)
+      from_zeros = fn(params, zeros, x, key)
+      if momentum is None:
+        from_ones = fn(params, jax.tree.map(jnp.ones_like, running), x, key)
+        momentum = jax.tree.map(lambda a, b: b - a, from_zeros, from_ones)
+      total = from_zeros if total is None else jax.tree.map(jnp.add, total, from_zeros)
+      drawn += 1
+  return jax.tree.map(lambda t, m: t / (drawn * (1.0 - m)), total, momentum)
+
+
+def running_stat_offsets(running: dict, population: dict, *,
+                         epsilon: float = EPSILON) -> dict[str, dict[str, float]]:
+  """Per BatchNorm layer, how far eval mode's statistics are from the population's.
+
+  Returns ``{layer path: {'mean_offset', 'var_ratio', 'population_var'}}``:
+  ``mean_offset`` is max over channels of |running mean - population mean| /
+  sqrt(population var + epsilon) (the shift eval mode adds to a normalised activation);
+  ``var_ratio`` is the running variance over the population variance (each + epsilon) at the
+  channel furthest from 1; ``population_var`` the median channel variance.
+  """
+  flat_running = traverse_util.flatten_dict(jax.device_get(running), sep='/')
+  flat_population = traverse_util.flatten_dict(jax.device_get(population), sep='/')
+  out = {}
+  for path in flat_running:
+    if not path.endswith('/mean'):
+      continue
+    layer = path[:-len('/mean')]
+    rm, rv = np.asarray(flat_running[path]), np.asarray(flat_running[layer + '/var'])
+    pm, pv = np.asarray(flat_population[path]), np.asarray(flat_population[layer + '/var'])
+    scale = np.sqrt(pv + epsilon)
+    ratio = (rv + epsilon) / (pv + epsilon)
+    out[layer] = {
+        'mean_offset': float(np.max(np.abs(rm - pm) / scale)),
+        'var_ratio': float(ratio.flat[np.argmax(np.abs(np.log(ratio)))]),
+        'population_var': float(np.median(pv)),
+    }
+  return out

@@ -1,0 +1,146 @@
+"""Does a BatchNorm model classify as well in eval mode as with batch statistics?
+
+Trains each ``--models`` entry with Adam at a constant rate on the high-SNR train split of
+``--dataset`` (the stand-in or a real file, at the real file's scale: RML2016 vectors are
+divided by the sum of |x|), then classifies ``--test_size`` test vectors four ways:
+
+  eval       eval mode, the BatchNorm running statistics (what every result uses);
+  population eval mode, every BatchNorm's statistics re-estimated as the average of the
+             batch statistics of ``--population_batches`` training batches under the
+             final parameters ("precise BN"): what eval mode would give with no lag;
+  batch      train mode (batch statistics, dropout on), in batches of ``--batch_size``.
+
+and prints, for the BatchNorm layer where eval and population statistics disagree most,
+the running mean's offset in units of sqrt(var + eps) and the running/population variance
+ratio. ``eval`` far below ``population`` means the running statistics are off (the bug of
+issue 16); ``population`` far below ``batch`` means the model depends on batch statistics
+in a way no fixed statistics can stand in for.
+
+  python -m benchmarks.batchnorm_eval_gap --dataset=rml2016.10a --steps=300
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags, logging
+
+from amrjax import models
+from amrjax.data import sources, splits
+from amrjax.data.pool import ArrayStore, SignalPool
+from amrjax.train import TrainConfig, fit
+from amrjax.train.loop import RUNNING
+from amrjax.train.batchnorm import has_batchnorm, population_batch_stats, running_stat_offsets
+
+flags.DEFINE_string('dataset', 'rml2016.10a', 'Registered dataset name.')
+flags.DEFINE_list('models', ['cnn1d', 'signet', 'afnet', 'clst', 'kd_cnn', 'kd_mobilenet'],
+                  'Registry models to probe (each must have BatchNorm).')
+flags.DEFINE_integer('train_size', 8000, 'Training vectors drawn from the high-SNR train split.')
+flags.DEFINE_integer('steps', 300, 'Adam steps (rounded up to whole epochs).')
+flags.DEFINE_float('learning_rate', 1e-3, 'Constant Adam learning rate.')
+flags.DEFINE_integer('batch_size', 128, 'Batch size of training and of the batch-statistics pass.')
+flags.DEFINE_integer('test_size', 1024, 'Test vectors classified.')
+flags.DEFINE_integer('population_batches', 20, 'Training batches averaged for the population '
+                     'statistics.')
+flags.DEFINE_float('min_snr', 10, 'Keep vectors with SNR above this.')
+flags.DEFINE_integer('seed', 0, 'Initialisation, shuffling and subset seed.')
+flags.DEFINE_float('momentum', None, 'BatchNorm momentum of the models that take it as '
+                   '`batchnorm_momentum` (cnn1d, signet, afnet); default: the model\'s (0.9).')
+flags.DEFINE_bool('unit_power', False, 'Multiply every vector by one constant that gives the '
+                  'train split unit mean power (RML2018/Sig2019 scale) before training.')
+FLAGS = flags.FLAGS
+
+
+def _accuracy(logits, y) -> float:
+  return float(np.mean(np.argmax(np.asarray(logits), -1) == y))
+
+
+def probe(name: str, data, split, rng: np.random.Generator) -> dict:
+  spec = data.spec
+  model = models.get(name, spec.num_classes, spec.length)
+  if FLAGS.momentum is not None:
+    if not hasattr(model, 'batchnorm_momentum'):
+      raise app.UsageError(f'{name} has no batchnorm_momentum to set')
+    model = model.clone(batchnorm_momentum=FLAGS.momentum)
+  if not has_batchnorm(model, spec.length):
+    raise app.UsageError(f'{name} has no BatchNorm; nothing to probe')
+  train = split.train.subset(np.sort(rng.choice(len(split.train),
+                                                min(FLAGS.train_size, len(split.train)),
+                                                replace=False)))
+  test = split.test.subset(np.sort(rng.choice(len(split.test),
+                                              min(FLAGS.test_size, len(split.test)),
+                                              replace=False)))
+  # Pool order is class by class; batch statistics need mixed batches.
+  shuffled = rng.permutation(len(test))
+  steps_per_epoch = -(-len(train) // FLAGS.batch_size)
+  epochs = -(-FLAGS.steps // steps_per_epoch)
+  t0 = time.time()
+  # Running statistics kept, to measure them (fit's default replaces them by population ones).
+  config = TrainConfig(epochs, FLAGS.batch_size, FLAGS.learning_rate,
+                       batchnorm_statistics=RUNNING)
+  state, history = fit(model, train, config, seed=FLAGS.seed)
+  seconds = time.time() - t0
+  x_test, y_test = jnp.asarray(test.signals(shuffled)), test.y[shuffled]
+  eval_logits = model.apply(state.variables, x_test, train=False)
+  population = population_batch_stats(model, state.variables, train, FLAGS.batch_size,
+                                      batches=FLAGS.population_batches, seed=FLAGS.seed)
+  population_variables = {'params': state.params, 'batch_stats': population}
+  population_logits = model.apply(population_variables, x_test, train=False)
+  batch_logits = []
+  for start in range(0, len(test) - FLAGS.batch_size + 1, FLAGS.batch_size):
+    out, _ = model.apply(state.variables, x_test[start:start + FLAGS.batch_size], train=True,
+                         rngs={'dropout': jax.random.key(start)}, mutable=['batch_stats'])
+    batch_logits.append(out)
+  batch_rows = len(batch_logits) * FLAGS.batch_size
+  offsets = running_stat_offsets(state.batch_stats, population)
+  worst = max(offsets, key=lambda k: offsets[k]['mean_offset'])
+  return {
+      'model': name, 'epochs': epochs, 'steps': int(state.step), 'seconds': seconds,
+      'train_mode_accuracy': history[-1]['accuracy'],
+      'eval': _accuracy(eval_logits, y_test),
+      'population': _accuracy(population_logits, y_test),
+      'batch': _accuracy(jnp.concatenate(batch_logits), y_test[:batch_rows]),
+      'worst_layer': worst, **offsets[worst],
+  }
+
+
+def _scaled(pool: SignalPool, gain: float) -> SignalPool:
+  return SignalPool(ArrayStore(pool.signals() * np.float32(gain), pool.ids), pool.ids, pool.y,
+                    pool.snr, pool.classes)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  data = sources.load(FLAGS.dataset)
+  split = splits.make_splits(data.pool, train_fraction=data.spec.train_fraction,
+                             min_snr=FLAGS.min_snr).in_memory()
+  if FLAGS.unit_power:
+    gain = 1.0 / np.sqrt(2 * split.train.signals().var())
+    split = dataclasses.replace(split, train=_scaled(split.train, gain),
+                                test=_scaled(split.test, gain))
+  x = split.train.signals(np.arange(min(len(split.train), 4096)))
+  print(f'{data.spec.name} ({data.origin["kind"]}), SNR > {FLAGS.min_snr:g} dB: train '
+        f'{len(split.train):,} (mean |x| {np.abs(x).mean():.2e}, per-component variance '
+        f'{x.var():.2e}); {FLAGS.steps} Adam steps at a constant {FLAGS.learning_rate:g}, '
+        f'batch {FLAGS.batch_size}, on {FLAGS.train_size:,} of them; seed {FLAGS.seed}'
+        f'{"; rescaled to unit power" if FLAGS.unit_power else ""}'
+        f'{f"; BatchNorm momentum {FLAGS.momentum:g}" if FLAGS.momentum is not None else ""}',
+        flush=True)
+  print('| model | steps | train-mode acc. | eval (running stats) | eval (population stats) '
+        '| batch stats | worst layer: mean offset / sqrt(var+eps) | running / population var '
+        '| train s |')
+  print('|---|---|---|---|---|---|---|---|---|')
+  for name in FLAGS.models:
+    r = probe(name, data, split, np.random.default_rng(FLAGS.seed))
+    print(f'| {r["model"]} | {r["steps"]} | {r["train_mode_accuracy"]:.1%} | {r["eval"]:.1%} | '
+          f'{r["population"]:.1%} | {r["batch"]:.1%} | {r["mean_offset"]:.2f} '
+          f'(`{r["worst_layer"]}`) | {r["var_ratio"]:.2f} | {r["seconds"]:.0f} |', flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)
