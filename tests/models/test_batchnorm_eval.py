@@ -1,35 +1,39 @@
-"""Every BatchNorm model classifies as well in eval mode as with its population statistics.
+"""Every BatchNorm model classifies as well in eval mode as with batch statistics.
 
 Issue 16: trained at a constant Adam rate on RML2016-scaled vectors (each divided by the sum
 of |x|, so first-layer activations have a standard deviation of ~1e-3), the 1D-CNN's
 running means trailed a pre-BatchNorm bias that Adam moved by ~lr every step, and eval mode
 fell to chance while batch statistics classified well; SigNet's running variances trailed
 its growing weights. Toy tests on unit-scale noise never showed either. Each model here
-trains a hundred-odd constant-rate steps on stand-in vectors at the real file's scale.
+is traced for layers with a bias that feed a BatchNorm (the 1D-CNN's and ClST's defect,
+found without training), then trains 60 constant-rate steps on stand-in vectors at the
+real file's scale (the old 1D-CNN's first running mean is 0.97 standard deviations off by
+then; ``benchmarks/batchnorm_eval_gap.py`` runs 315 steps on the full stand-in).
 Then eval mode as ``fit`` leaves it (population statistics of the final parameters) must
 score no more than 5 points below train mode's batch statistics on the same test vectors, and
 every running mean must sit within half a standard deviation of the population mean.
 """
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import flax.linen as nn
 import numpy as np
 import pytest
 
 from amrjax import models
 from amrjax.data import specs, synth
 from amrjax.data.pool import SignalPool
+from amrjax.seeding import derive_seed
 from amrjax.train import TrainConfig, fit
-from amrjax.train.loop import RUNNING
 from amrjax.train.batchnorm import has_batchnorm, population_batch_stats, running_stat_offsets
+from amrjax.train.loop import RUNNING
 
 LENGTH = 128
 CLASSES = ('BPSK', 'QPSK', 'QAM16', 'GFSK', 'AM-DSB', 'WBFM')
 SNRS = (12, 16)
 TRAIN_PER_CELL, TEST_PER_CELL = 160, 32
 BATCH = 32
-STEPS = 120  # a constant rate: no decay lets the running statistics catch up at the end
+STEPS = 60  # a constant rate: no decay lets the running statistics catch up at the end
 
 BATCHNORM_MODELS = tuple(n for n in models.names()
                          if has_batchnorm(models.get(n, len(CLASSES), LENGTH), LENGTH))
@@ -115,17 +119,19 @@ def test_eval_mode_matches_batch_statistics_after_constant_rate_training(data, n
   train, test = data
   model = models.get(name, len(CLASSES), LENGTH)
   epochs = -(-STEPS // -(-len(train) // BATCH))
-  # Running statistics kept, to check them; fit's default then re-estimates them, which is
-  # population_batch_stats of these parameters (tests/train/test_loop.py).
+  # Running statistics kept, to check them; fit's default then replaces them by exactly
+  # these population statistics (tests/train/test_loop.py).
   config = TrainConfig(epochs, BATCH, 1e-3, batchnorm_statistics=RUNNING)
   state, _ = fit(model, train, config, seed=0)
-  population = population_batch_stats(model, state.variables, train, BATCH, batches=10)
+  population = population_batch_stats(model, state.variables, train, BATCH,
+                                      seed=derive_seed(0, 'batchnorm'))
   order = np.random.default_rng(0).permutation(len(test))  # mixed batches: the pool is sorted
   x, y = jnp.asarray(test.signals(order)), test.y[order]
   logits = model.apply({'params': state.params, 'batch_stats': population}, x, train=False)
   eval_accuracy = float(np.mean(np.argmax(logits, -1) == y))
-  batch_logits = [model.apply(state.variables, x[i:i + BATCH], train=True,
-                              rngs={'dropout': jax.random.key(i)}, mutable=['batch_stats'])[0]
+  batch_forward = jax.jit(lambda v, x, key: model.apply(v, x, train=True, rngs={'dropout': key},
+                                                        mutable=['batch_stats'])[0])
+  batch_logits = [batch_forward(state.variables, x[i:i + BATCH], jax.random.key(i))
                   for i in range(0, len(x) - BATCH + 1, BATCH)]
   rows = len(batch_logits) * BATCH
   batch_accuracy = float(np.mean(np.argmax(jnp.concatenate(batch_logits), -1) == y[:rows]))
