@@ -2,16 +2,18 @@
 
 Trains each ``--models`` entry with Adam at a constant rate on the high-SNR train split of
 ``--dataset`` (the stand-in or a real file, at the real file's scale: RML2016 vectors are
-divided by the sum of |x|), then classifies ``--test_size`` test vectors four ways:
+divided by the sum of |x|), then classifies ``--test_size`` test vectors three ways:
 
-  eval       eval mode, the BatchNorm running statistics (what every result uses);
+  eval       eval mode with the running statistics of training (what every result used
+             before issue 16; ``TrainConfig(batchnorm_statistics='running')``);
   population eval mode, every BatchNorm's statistics re-estimated as the average of the
              batch statistics of ``--population_batches`` training batches under the
-             final parameters ("precise BN"): what eval mode would give with no lag;
+             final parameters ("precise BN"): what eval mode would give with no lag, and
+             what ``fit`` now returns by default;
   batch      train mode (batch statistics, dropout on), in batches of ``--batch_size``.
 
-and prints, for the BatchNorm layer where eval and population statistics disagree most,
-the running mean's offset in units of sqrt(var + eps) and the running/population variance
+and prints, for the BatchNorm layer whose running mean is furthest from the population
+mean, that offset in units of sqrt(population var + eps) and the running/population variance
 ratio. ``eval`` far below ``population`` means the running statistics are off (the bug of
 issue 16); ``population`` far below ``batch`` means the model depends on batch statistics
 in a way no fixed statistics can stand in for.
@@ -33,8 +35,8 @@ from amrjax import models
 from amrjax.data import sources, splits
 from amrjax.data.pool import ArrayStore, SignalPool
 from amrjax.train import TrainConfig, fit
-from amrjax.train.loop import RUNNING
 from amrjax.train.batchnorm import has_batchnorm, population_batch_stats, running_stat_offsets
+from amrjax.train.loop import RUNNING
 
 flags.DEFINE_string('dataset', 'rml2016.10a', 'Registered dataset name.')
 flags.DEFINE_list('models', ['cnn1d', 'signet', 'afnet', 'clst', 'kd_cnn', 'kd_mobilenet'],
