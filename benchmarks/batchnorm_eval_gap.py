@@ -34,6 +34,7 @@ from absl import app, flags, logging
 from amrjax import models
 from amrjax.data import sources, splits
 from amrjax.data.pool import ArrayStore, SignalPool
+from amrjax.errors import ConfigError
 from amrjax.train import TrainConfig, fit
 from amrjax.train.batchnorm import has_batchnorm, population_batch_stats, running_stat_offsets
 from amrjax.train.loop import RUNNING
@@ -61,43 +62,63 @@ def _accuracy(logits, y) -> float:
   return float(np.mean(np.argmax(np.asarray(logits), -1) == y))
 
 
-def probe(name: str, data, split, rng: np.random.Generator) -> dict:
-  spec = data.spec
-  model = models.get(name, spec.num_classes, spec.length)
-  if FLAGS.momentum is not None:
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """One probe's training and measuring settings (the flags of the same names)."""
+
+  train_size: int = 8000
+  steps: int = 300
+  learning_rate: float = 1e-3
+  batch_size: int = 128
+  test_size: int = 1024
+  population_batches: int = 20
+  seed: int = 0
+  momentum: float | None = None
+
+
+def probe(name: str, num_classes: int, split, settings: Settings) -> dict:
+  """Trains ``name`` on a draw of ``split.train`` and measures eval mode three ways.
+
+  Returns the accuracies ('train_mode_accuracy', 'eval', 'population', 'batch'), the
+  steps and training seconds, and the worst layer with its ``running_stat_offsets``.
+  """
+  rng = np.random.default_rng(settings.seed)
+  length = split.train.length
+  model = models.get(name, num_classes, length)
+  if settings.momentum is not None:
     if not hasattr(model, 'batchnorm_momentum'):
-      raise app.UsageError(f'{name} has no batchnorm_momentum to set')
-    model = model.clone(batchnorm_momentum=FLAGS.momentum)
-  if not has_batchnorm(model, spec.length):
-    raise app.UsageError(f'{name} has no BatchNorm; nothing to probe')
-  train = split.train.subset(np.sort(rng.choice(len(split.train),
-                                                min(FLAGS.train_size, len(split.train)),
-                                                replace=False)))
-  test = split.test.subset(np.sort(rng.choice(len(split.test),
-                                              min(FLAGS.test_size, len(split.test)),
-                                              replace=False)))
+      raise ConfigError(f'{name} has no batchnorm_momentum to set')
+    model = model.clone(batchnorm_momentum=settings.momentum)
+  if not has_batchnorm(model, length):
+    raise ConfigError(f'{name} has no BatchNorm; nothing to probe')
+  train = split.train.subset(np.sort(rng.choice(
+      len(split.train), min(settings.train_size, len(split.train)), replace=False)))
+  test = split.test.subset(np.sort(rng.choice(
+      len(split.test), min(settings.test_size, len(split.test)), replace=False)))
   # Pool order is class by class; batch statistics need mixed batches.
   shuffled = rng.permutation(len(test))
-  steps_per_epoch = -(-len(train) // FLAGS.batch_size)
-  epochs = -(-FLAGS.steps // steps_per_epoch)
+  batch_size = settings.batch_size
+  epochs = -(-settings.steps // -(-len(train) // batch_size))
   t0 = time.time()
   # Running statistics kept, to measure them (fit's default replaces them by population ones).
-  config = TrainConfig(epochs, FLAGS.batch_size, FLAGS.learning_rate,
+  config = TrainConfig(epochs, batch_size, settings.learning_rate,
                        batchnorm_statistics=RUNNING)
-  state, history = fit(model, train, config, seed=FLAGS.seed)
+  state, history = fit(model, train, config, seed=settings.seed)
   seconds = time.time() - t0
   x_test, y_test = jnp.asarray(test.signals(shuffled)), test.y[shuffled]
   eval_logits = model.apply(state.variables, x_test, train=False)
-  population = population_batch_stats(model, state.variables, train, FLAGS.batch_size,
-                                      batches=FLAGS.population_batches, seed=FLAGS.seed)
+  population = population_batch_stats(model, state.variables, train, batch_size,
+                                      batches=settings.population_batches, seed=settings.seed)
   population_variables = {'params': state.params, 'batch_stats': population}
   population_logits = model.apply(population_variables, x_test, train=False)
   batch_logits = []
-  for start in range(0, len(test) - FLAGS.batch_size + 1, FLAGS.batch_size):
-    out, _ = model.apply(state.variables, x_test[start:start + FLAGS.batch_size], train=True,
+  for start in range(0, len(test) - batch_size + 1, batch_size):
+    out, _ = model.apply(state.variables, x_test[start:start + batch_size], train=True,
                          rngs={'dropout': jax.random.key(start)}, mutable=['batch_stats'])
     batch_logits.append(out)
-  batch_rows = len(batch_logits) * FLAGS.batch_size
+  if not batch_logits:
+    raise ConfigError(f'{len(test)} test vectors hold no batch of {batch_size}')
+  batch_rows = len(batch_logits) * batch_size
   offsets = running_stat_offsets(state.batch_stats, population)
   worst = max(offsets, key=lambda k: offsets[k]['mean_offset'])
   return {
@@ -108,6 +129,18 @@ def probe(name: str, data, split, rng: np.random.Generator) -> dict:
       'batch': _accuracy(jnp.concatenate(batch_logits), y_test[:batch_rows]),
       'worst_layer': worst, **offsets[worst],
   }
+
+
+def row(r: dict) -> str:
+  """One markdown table row of a ``probe`` result (columns of ``HEADER``)."""
+  return (f'| {r["model"]} | {r["steps"]} | {r["train_mode_accuracy"]:.1%} | {r["eval"]:.1%} | '
+          f'{r["population"]:.1%} | {r["batch"]:.1%} | {r["mean_offset"]:.2f} '
+          f'(`{r["worst_layer"]}`) | {r["var_ratio"]:.2f} | {r["seconds"]:.0f} |')
+
+
+HEADER = ('| model | steps | train-mode acc. | eval (running stats) | eval (population stats) '
+          '| batch stats | worst layer: mean offset / sqrt(var+eps) | running / population var '
+          '| train s |\n|---|---|---|---|---|---|---|---|---|')
 
 
 def _scaled(pool: SignalPool, gain: float) -> SignalPool:
@@ -133,15 +166,14 @@ def main(argv):
         f'{"; rescaled to unit power" if FLAGS.unit_power else ""}'
         f'{f"; BatchNorm momentum {FLAGS.momentum:g}" if FLAGS.momentum is not None else ""}',
         flush=True)
-  print('| model | steps | train-mode acc. | eval (running stats) | eval (population stats) '
-        '| batch stats | worst layer: mean offset / sqrt(var+eps) | running / population var '
-        '| train s |')
-  print('|---|---|---|---|---|---|---|---|---|')
+  print(HEADER)
+  settings = Settings(FLAGS.train_size, FLAGS.steps, FLAGS.learning_rate, FLAGS.batch_size,
+                      FLAGS.test_size, FLAGS.population_batches, FLAGS.seed, FLAGS.momentum)
   for name in FLAGS.models:
-    r = probe(name, data, split, np.random.default_rng(FLAGS.seed))
-    print(f'| {r["model"]} | {r["steps"]} | {r["train_mode_accuracy"]:.1%} | {r["eval"]:.1%} | '
-          f'{r["population"]:.1%} | {r["batch"]:.1%} | {r["mean_offset"]:.2f} '
-          f'(`{r["worst_layer"]}`) | {r["var_ratio"]:.2f} | {r["seconds"]:.0f} |', flush=True)
+    try:
+      print(row(probe(name, data.spec.num_classes, split, settings)), flush=True)
+    except ConfigError as e:
+      raise app.UsageError(str(e)) from None
 
 
 if __name__ == '__main__':

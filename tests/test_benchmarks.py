@@ -1,12 +1,17 @@
 """Smoke tests of the benchmark scripts' measuring functions, on tiny settings."""
 
+import dataclasses
+import types
+
 import numpy as np
 import pytest
 
 from amrjax import models, scoring, select
 from amrjax.data import formats, sources
 from amrjax.errors import ConfigError
-from benchmarks import bf16_selection, conv_formulations, out_of_core, scoring_throughput
+from benchmarks import (batchnorm_eval_gap, bf16_selection, conv_formulations, out_of_core,
+                        scoring_throughput)
+from tests.helpers import random_pool
 
 
 def test_scoring_throughput_measures_every_path_and_checks_they_agree():
@@ -78,3 +83,19 @@ def test_conv_formulations_agree():
   for out in outs.values():
     assert out.shape == (2, 1, 20, 80)
     np.testing.assert_allclose(out, outs['XLA conv, NHWC'], atol=1e-4)
+
+
+def test_batchnorm_eval_gap_probes_a_batchnorm_model_and_refuses_others():
+  split = types.SimpleNamespace(train=random_pool(n=48, seed=0), test=random_pool(n=20, seed=1))
+  settings = batchnorm_eval_gap.Settings(train_size=40, steps=4, batch_size=8, test_size=16,
+                                         population_batches=2)
+  r = batchnorm_eval_gap.probe('kd_cnn', 4, split, settings)
+  assert r['steps'] == 5 and r['epochs'] == 1  # 40 vectors: 5 steps an epoch
+  for key in ('train_mode_accuracy', 'eval', 'population', 'batch'):
+    assert 0.0 <= r[key] <= 1.0
+  assert r['worst_layer'].startswith('features/') and r['mean_offset'] >= 0
+  assert batchnorm_eval_gap.row(r).startswith('| kd_cnn | 5 |')
+  with pytest.raises(ConfigError, match='no BatchNorm'):
+    batchnorm_eval_gap.probe('cnn2d', 4, split, settings)
+  with pytest.raises(ConfigError, match='no batchnorm_momentum'):
+    batchnorm_eval_gap.probe('kd_cnn', 4, split, dataclasses.replace(settings, momentum=0.5))
