@@ -39,22 +39,6 @@ from amrjax.train import TrainConfig, fit
 from amrjax.train.batchnorm import has_batchnorm, population_batch_stats, running_stat_offsets
 from amrjax.train.loop import RUNNING
 
-flags.DEFINE_string('dataset', 'rml2016.10a', 'Registered dataset name.')
-flags.DEFINE_list('models', ['cnn1d', 'signet', 'afnet', 'clst', 'kd_cnn', 'kd_mobilenet'],
-                  'Registry models to probe (each must have BatchNorm).')
-flags.DEFINE_integer('train_size', 8000, 'Training vectors drawn from the high-SNR train split.')
-flags.DEFINE_integer('steps', 300, 'Adam steps (rounded up to whole epochs).')
-flags.DEFINE_float('learning_rate', 1e-3, 'Constant Adam learning rate.')
-flags.DEFINE_integer('batch_size', 128, 'Batch size of training and of the batch-statistics pass.')
-flags.DEFINE_integer('test_size', 1024, 'Test vectors classified.')
-flags.DEFINE_integer('population_batches', 20, 'Training batches averaged for the population '
-                     'statistics.')
-flags.DEFINE_float('min_snr', 10, 'Keep vectors with SNR above this.')
-flags.DEFINE_integer('seed', 0, 'Initialisation, shuffling and subset seed.')
-flags.DEFINE_float('momentum', None, 'BatchNorm momentum of the models that take it as '
-                   '`batchnorm_momentum` (cnn1d, signet, afnet); default: the model\'s (0.9).')
-flags.DEFINE_bool('unit_power', False, 'Multiply every vector by one constant that gives the '
-                  'train split unit mean power (RML2018/Sig2019 scale) before training.')
 FLAGS = flags.FLAGS
 
 
@@ -177,4 +161,23 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  # Defined here, not at import, so that tests can import this module beside the drivers.
+  flags.DEFINE_string('dataset', 'rml2016.10a', 'Registered dataset name.')
+  flags.DEFINE_list('models', ['cnn1d', 'signet', 'afnet', 'clst', 'kd_cnn', 'kd_mobilenet'],
+                    'Registry models to probe (each must have BatchNorm).')
+  flags.DEFINE_integer('train_size', Settings.train_size,
+                       'Training vectors drawn from the high-SNR train split.')
+  flags.DEFINE_integer('steps', Settings.steps, 'Adam steps (rounded up to whole epochs).')
+  flags.DEFINE_float('learning_rate', Settings.learning_rate, 'Constant Adam learning rate.')
+  flags.DEFINE_integer('batch_size', Settings.batch_size,
+                       'Batch size of training and of the batch-statistics pass.')
+  flags.DEFINE_integer('test_size', Settings.test_size, 'Test vectors classified.')
+  flags.DEFINE_integer('population_batches', Settings.population_batches,
+                       'Training batches averaged for the population statistics.')
+  flags.DEFINE_float('min_snr', 10, 'Keep vectors with SNR above this.')
+  flags.DEFINE_integer('seed', Settings.seed, 'Initialisation, shuffling and subset seed.')
+  flags.DEFINE_float('momentum', None, 'BatchNorm momentum of the models that take it as '
+                     '`batchnorm_momentum` (cnn1d, signet, afnet); default: the model\'s (0.9).')
+  flags.DEFINE_bool('unit_power', False, 'Multiply every vector by one constant that gives the '
+                    'train split unit mean power (RML2018/Sig2019 scale) before training.')
   app.run(main)
