@@ -378,6 +378,7 @@ def _train(model, pool, config, *, seed, state, on_epoch, dynamics, objective, t
     return state.replace(batch_stats=batchnorm.population_batch_stats(
         model, state.variables, pool, config.batch_size, seed=derive_seed(seed, 'batchnorm')))
 
+  evaluated = None  # eval_state() of the latest validated epoch
   with progress.task(f'training {type(model).__name__}', unit='step',
                      total=0 if stopped else
                      max(config.epochs - first_epoch + 1, 0) * steps_per_epoch) as shown:
@@ -429,8 +430,12 @@ def _train(model, pool, config, *, seed, state, on_epoch, dynamics, objective, t
         last_save = time.monotonic()
       if on_epoch is not None:
         on_epoch(epoch_record)
-  # With patience the best epoch's state, whose statistics were settled when it was validated.
-  state = eval_state() if best is None else jax.device_put(best[2])
+  # With patience the best epoch's state, whose statistics were settled when it was validated;
+  # with validation the last epoch's, settled the same way; otherwise settled now.
+  if best is not None:
+    state = jax.device_put(best[2])
+  else:
+    state = evaluated if evaluated is not None else eval_state()
   return state, history, dynamics
 
 
