@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
@@ -36,7 +35,8 @@ from amrjax.data import sources, splits
 from amrjax.data.pool import ArrayStore, SignalPool
 from amrjax.errors import ConfigError
 from amrjax.train import TrainConfig, fit
-from amrjax.train.batchnorm import has_batchnorm, population_batch_stats, running_stat_offsets
+from amrjax.train.batchnorm import (batch_statistics_logits, has_batchnorm,
+                                    population_batch_stats, running_stat_offsets)
 from amrjax.train.loop import RUNNING
 
 FLAGS = flags.FLAGS
@@ -95,14 +95,7 @@ def probe(name: str, num_classes: int, split, settings: Settings) -> dict:
                                       batches=settings.population_batches, seed=settings.seed)
   population_variables = {'params': state.params, 'batch_stats': population}
   population_logits = model.apply(population_variables, x_test, train=False)
-  batch_logits = []
-  for start in range(0, len(test) - batch_size + 1, batch_size):
-    out, _ = model.apply(state.variables, x_test[start:start + batch_size], train=True,
-                         rngs={'dropout': jax.random.key(start)}, mutable=['batch_stats'])
-    batch_logits.append(out)
-  if not batch_logits:
-    raise ConfigError(f'{len(test)} test vectors hold no batch of {batch_size}')
-  batch_rows = len(batch_logits) * batch_size
+  batch_logits = batch_statistics_logits(model, state.variables, x_test, batch_size)
   offsets = running_stat_offsets(state.batch_stats, population)
   worst = max(offsets, key=lambda k: offsets[k]['mean_offset'])
   return {
@@ -110,7 +103,7 @@ def probe(name: str, num_classes: int, split, settings: Settings) -> dict:
       'train_mode_accuracy': history[-1]['accuracy'],
       'eval': _accuracy(eval_logits, y_test),
       'population': _accuracy(population_logits, y_test),
-      'batch': _accuracy(jnp.concatenate(batch_logits), y_test[:batch_rows]),
+      'batch': _accuracy(batch_logits, y_test[:len(batch_logits)]),
       'worst_layer': worst, **offsets[worst],
   }
 

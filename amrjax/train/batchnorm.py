@@ -101,6 +101,31 @@ def population_batch_stats(model: nn.Module, variables: dict, pool: SignalPool,
   return jax.tree.map(lambda t, m: t / (drawn * (1.0 - m)), total, momentum)
 
 
+@functools.lru_cache(maxsize=None)
+def _train_mode_logits_fn(model: nn.Module) -> Callable:
+  def fn(variables, x, key):
+    logits, _ = model.apply(variables, x, train=True, rngs={'dropout': key},
+                            mutable=['batch_stats'])
+    return logits
+
+  return jax.jit(fn)
+
+
+def batch_statistics_logits(model: nn.Module, variables: dict, x: jax.Array,
+                            batch_size: int) -> jax.Array:
+  """Train-mode logits of ``x`` (N, 2, L): batch statistics, dropout on (key = row offset).
+
+  ``x`` is cut into consecutive batches of ``batch_size``; a partial last batch is left out,
+  so the result is (batch_size * (N // batch_size), C). Shuffle ``x`` first when it is
+  sorted by class: batch statistics of one-class batches say nothing about eval mode.
+  """
+  if len(x) < batch_size:
+    raise ConfigError(f'{len(x)} vectors hold no batch of {batch_size}')
+  fn = _train_mode_logits_fn(model)
+  return jnp.concatenate([fn(variables, x[start:start + batch_size], jax.random.key(start))
+                          for start in range(0, len(x) - batch_size + 1, batch_size)])
+
+
 def running_stat_offsets(running: dict, population: dict, *,
                          epsilon: float = EPSILON) -> dict[str, dict[str, float]]:
   """Per BatchNorm layer, how far eval mode's statistics are from the population's.

@@ -9,7 +9,8 @@ import pytest
 from amrjax import models
 from amrjax.data.pool import iter_batches
 from amrjax.errors import ConfigError
-from amrjax.train.batchnorm import has_batchnorm, population_batch_stats, running_stat_offsets
+from amrjax.train.batchnorm import (batch_statistics_logits, has_batchnorm,
+                                    population_batch_stats, running_stat_offsets)
 from tests.helpers import random_pool
 
 
@@ -74,3 +75,20 @@ def test_running_stat_offsets_in_units_of_the_population_spread():
 def test_has_batchnorm():
   assert has_batchnorm(models.get('cnn1d', 4, 128), 128)
   assert not has_batchnorm(models.get('cnn2d', 4, 128), 128)
+
+
+def test_batch_statistics_logits_normalise_each_whole_batch_by_its_own_statistics():
+  pool = random_pool(n=20, length=8)
+  model = _LinearThenNorm()
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 2, 8)))
+  x = jnp.asarray(pool.signals())
+  got = batch_statistics_logits(model, variables, x, 8)
+  assert got.shape == (16, 3)  # the partial last batch of 4 is left out
+  kernel = np.asarray(variables['params']['Dense_0']['kernel'])
+  bias = np.asarray(variables['params']['Dense_0']['bias'])
+  for start in (0, 8):
+    h = np.asarray(x[start:start + 8]).reshape(8, -1).astype(np.float64) @ kernel + bias
+    expected = (h - h.mean(axis=0)) / np.sqrt(h.var(axis=0) + 1e-5)  # scale 1, bias 0 at init
+    np.testing.assert_allclose(got[start:start + 8], expected, rtol=1e-3, atol=1e-4)
+  with pytest.raises(ConfigError, match='no batch of 32'):
+    batch_statistics_logits(model, variables, x, 32)
