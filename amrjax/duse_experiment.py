@@ -103,6 +103,13 @@ PRESETS: dict[str, dict] = {
     'paper': dict(rates=(0.01, 0.04, 0.07, 0.09, 0.19), seeds=(0, 1, 2), rounds=5,
                   round_epochs=20, final_epochs=50, max_per_cell=None,
                   synthetic_per_cell=None, batch_size=128, strategy_options={}),
+    # The paper's data scale, epochs and baselines at two of its rates, with the 1D-CNN
+    # selecting and evaluating: the 2D-CNN is about 5x slower per epoch on a 2-core CPU,
+    # which puts one seed of Table I past two hours. R = 4 is Table IV's middle value, so
+    # Table I's DUSE row is also a Table IV cell. docs/results.md has the measured times.
+    'study': dict(rates=(0.04, 0.09), seeds=(0, 1, 2), rounds=4, round_epochs=20,
+                  final_epochs=50, max_per_cell=None, synthetic_per_cell=None, batch_size=128,
+                  model='cnn1d', methods=('table1',), strategy_options={}),
 }
 
 # Experiments hold the whole train and test signals in memory when they take less.
@@ -131,6 +138,7 @@ class DuseConfig:
   target_fraction: float = 0.01
   split_seed: int = 0
   warm_start: bool = True
+  budget_split: str = expansion.EVEN
   data_dir: str | None = None
   cache_dir: str | None = None
   synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']
@@ -151,8 +159,15 @@ class DuseConfig:
     if not self.rates or not self.seeds:
       raise ConfigError('give at least one expansion rate and one seed')
     object.__setattr__(self, 'methods', expand_methods(self.methods))
+    object.__setattr__(self, 'strategy_options', {
+        strategies.get(name).name: dict(options)
+        for name, options in self.strategy_options.items()})
     for name, options in self.strategy_options.items():
-      strategies.resolve_options(strategies.get(name), options)
+      strategies.scorer_runs(strategies.get(name),
+                             strategies.resolve_options(strategies.get(name), options))
+    if self.budget_split not in expansion.BUDGET_SPLITS:
+      raise ConfigError(f'unknown budget split {self.budget_split!r}; choose one of '
+                        f'{", ".join(expansion.BUDGET_SPLITS)}')
     if self.setting not in expansion.SETTINGS:
       raise ConfigError(f'unknown setting {self.setting!r}; choose one of '
                         f'{", ".join(expansion.SETTINGS)}')
@@ -304,7 +319,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
           continue
         exp_config = expansion.ExpansionConfig(
             budget=budget, rounds=rounds, setting=config.setting, train=round_train,
-            warm_start=config.warm_start)
+            warm_start=config.warm_start, budget_split=config.budget_split)
         t0 = time.time()
         with diverged_where(f'seed {seed}, {config.method_label(method)} at '
                             f'{rate_label(rate)}'):

@@ -2,7 +2,10 @@
 
 For r = 1..R: train the scorer on D_T for E epochs (Eq. 8), score every sample of D_A with
 the margin u = p*_1 - p*_2 (Eq. 7), move the K_r samples with the smallest u from D_A to
-D_T (Eq. 10-11). The total budget K is split over the rounds as evenly as possible.
+D_T (Eq. 10-11). How the total budget K is split over the rounds the paper does not say
+("until the total budget is reached"); ``budget_split`` chooses (:func:`round_budgets`):
+``'even'`` (K/R per round) or ``'geometric'`` (D_T grows by the same factor every round,
+so the early rounds, scored by a model trained on few samples, move fewer).
 
 Settings (DUSE Sec. IV-E):
 - ``'imbalance'``: the K_r smallest margins overall, whatever their classes;
@@ -39,6 +42,8 @@ from amrjax.train import TrainConfig, TrainState, diverged_where, fit, init_stat
 IMBALANCE = 'imbalance'
 BALANCE = 'balance'
 SETTINGS = (IMBALANCE, BALANCE)
+EVEN, GEOMETRIC = 'even', 'geometric'
+BUDGET_SPLITS = (EVEN, GEOMETRIC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +56,7 @@ class ExpansionConfig:
     setting: ``'imbalance'`` or ``'balance'``.
     train: how the scorer trains each round (DUSE: 20 epochs, lr 1e-3, batch 128).
     warm_start: keep training the same scorer across rounds (Algorithm 2).
+    budget_split: ``'even'`` or ``'geometric'`` (:func:`round_budgets`).
     score_batch_size: pool-scoring batch size.
   """
 
@@ -59,6 +65,7 @@ class ExpansionConfig:
   setting: str = IMBALANCE
   train: TrainConfig = TrainConfig(epochs=20)
   warm_start: bool = True
+  budget_split: str = EVEN
   score_batch_size: int = 1024
 
   def __post_init__(self):
@@ -72,6 +79,9 @@ class ExpansionConfig:
     if self.setting not in SETTINGS:
       raise ConfigError(f'unknown setting {self.setting!r}; choose one of '
                         f'{", ".join(SETTINGS)}')
+    if self.budget_split not in BUDGET_SPLITS:
+      raise ConfigError(f'unknown budget split {self.budget_split!r}; choose one of '
+                        f'{", ".join(BUDGET_SPLITS)}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,10 +138,29 @@ def budget_for_rate(rate: float, train_size: int) -> int:
   return budget
 
 
-def round_budgets(budget: int, rounds: int) -> list[int]:
-  """K split into R parts that differ by at most one, larger parts first."""
-  base, extra = divmod(budget, rounds)
-  return [base + (r < extra) for r in range(rounds)]
+def round_budgets(budget: int, rounds: int, split: str = EVEN,
+                  start_size: int | None = None) -> list[int]:
+  """K split into R per-round budgets K_1..K_R (each at least 1, summing to K).
+
+  ``'even'``: parts that differ by at most one, larger parts first.
+  ``'geometric'``: D_T grows by the same factor g = ((N_T + K) / N_T)^(1/R) every round,
+  K_r = round(N_T g^r) - round(N_T g^(r-1)) with N_T = ``start_size`` (required), so the
+  rounds grow with the set that trains their scorer; a round that would move nothing
+  moves one sample, taken from the largest round.
+  """
+  if split == EVEN:
+    base, extra = divmod(budget, rounds)
+    return [base + (r < extra) for r in range(rounds)]
+  if split != GEOMETRIC:
+    raise ConfigError(f'unknown budget split {split!r}; choose one of {", ".join(BUDGET_SPLITS)}')
+  if not start_size or start_size < 1:
+    raise ConfigError('the geometric budget split needs the size of the starting set D_T')
+  growth = ((start_size + budget) / start_size) ** (1 / rounds)
+  sizes = [int(round(start_size * growth ** r)) for r in range(rounds)] + [start_size + budget]
+  parts = [max(1, b - a) for a, b in zip(sizes, sizes[1:])]
+  while sum(parts) > budget:  # the max(1, .) above added samples: take them back
+    parts[int(np.argmax(parts))] -= 1
+  return parts
 
 
 def _stats(values: np.ndarray) -> dict[str, float]:
@@ -183,6 +212,8 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
   if config.budget > len(auxiliary):
     raise ConfigError(f'budget {config.budget} exceeds the {len(auxiliary)} auxiliary '
                       'samples; lower the expansion rate')
+  budgets = round_budgets(config.budget, config.rounds, config.budget_split,
+                          start_size=len(target))
   state, records = None, []
   saved = (RoundCheckpoints(checkpoints, keep_only_latest=True)
            if checkpoints is not None else None)
@@ -192,7 +223,7 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
     target = target.union(auxiliary.take_ids(moved_ids))
     auxiliary = auxiliary.drop_ids(moved_ids)
   with progress.task('DUSE round', total=config.rounds, unit='round') as shown:
-    for r, k in enumerate(round_budgets(config.budget, config.rounds), start=1):
+    for r, k in enumerate(budgets, start=1):
       if r <= len(records):
         shown.advance()
         continue  # done before an interruption

@@ -60,7 +60,9 @@ class Context:
   """What a strategy can use: the trained scorer, both sets and their outputs.
 
   ``pool_out`` / ``start_out`` hold ``'log_probs'`` (n, C) and ``'embedding'`` (n, D) when
-  the strategy needs softmax or embeddings; ``trajectory`` holds the pool's dynamics.
+  the strategy needs softmax or embeddings; ``trajectory`` holds the pool's dynamics;
+  ``other_variables`` the variables of further independently trained scorers (GraNd's
+  ``runs``).
   """
 
   model: nn.Module | None
@@ -74,6 +76,7 @@ class Context:
   options: Mapping[str, Any]
   batch_size: int
   rng: np.random.Generator = dataclasses.field(default_factory=np.random.default_rng)
+  other_variables: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,11 +142,15 @@ def _softmax_score(fn: Callable[[jax.Array], jax.Array]) -> Callable[[Context], 
 
 
 def _grand(ctx: Context) -> np.ndarray:
+  """DUSE Eq. 15: the per-sample gradient norm, averaged over the ``runs`` scorers (the
+  expectation over independently initialised training runs; ``runs=1`` scores with one)."""
   if ctx.options['last_layer']:
     return np.asarray(gradients.grand_last_layer(
         jnp.asarray(ctx.pool_out['embedding']), _probs(ctx), jnp.asarray(ctx.pool.y)))
-  return parallel.map_pool(gradients.grand_scorer(ctx.model), ctx.variables, ctx.pool,
-                           batch_size=ctx.batch_size, with_labels=True)
+  runs = (ctx.variables,) + tuple(ctx.other_variables)[:ctx.options['runs'] - 1]
+  return np.mean([parallel.map_pool(gradients.grand_scorer(ctx.model), variables, ctx.pool,
+                                    batch_size=ctx.batch_size, with_labels=True)
+                  for variables in runs], axis=0)
 
 
 def _deepfool(ctx: Context) -> np.ndarray:
@@ -264,8 +271,9 @@ register(Strategy('glister', 'Glister', frozenset({'embedding'}), GREEDY, greedy
                   reference='Killamsetty et al. 2021 (DUSE Eq. 14), last layer, one-step '
                   'Taylor update; validation = the starting set'))
 register(Strategy('grand', 'GraNd', frozenset({'gradient'}), LARGEST, score=_grand,
-                  defaults={'last_layer': False},
-                  reference='Paul et al. 2021 (DUSE Eq. 15), one trained scorer',
+                  defaults={'last_layer': False, 'runs': 1},
+                  reference='Paul et al. 2021 (DUSE Eq. 15); runs: the norm averaged over '
+                  'that many independently initialised scorers (1: one scorer)',
                   max_batch=32))
 register(Strategy('el2n', 'EL2N', frozenset({'softmax'}), LARGEST, score=_el2n,
                   reference='||p - onehot(y)||_2, Paul et al. 2021'))
@@ -360,6 +368,17 @@ def required_outputs(strategy: Strategy, options: Mapping[str, Any]) -> frozense
   return frozenset(needs)
 
 
+def scorer_runs(strategy: Strategy, options: Mapping[str, Any]) -> int:
+  """How many independently trained scorers ``strategy`` averages over (GraNd's ``runs``)."""
+  runs = options.get('runs', 1) if 'runs' in strategy.defaults else 1
+  if not isinstance(runs, int) or runs < 1:
+    raise ConfigError(f'{strategy.name}: runs must be a whole number of at least 1, got {runs!r}')
+  if runs > 1 and options.get('last_layer'):
+    raise ConfigError(f'{strategy.name}: runs > 1 averages full-gradient norms; it does not '
+                      'combine with last_layer')
+  return runs
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainedScorer:
   """A scorer trained once on the starting set, and its outputs on both sets.
@@ -380,12 +399,13 @@ class TrainedScorer:
   trajectory: dynamics_lib.Dynamics | None
   history: list[dict]
   seconds: float
+  other_variables: tuple = ()
 
 
 def train_scorer(model: nn.Module, start: SignalPool, pool: SignalPool, *,
                  needs: frozenset[str] | set[str], train: TrainConfig, seed: int,
                  batch_size: int = 1024,
-                 checkpoint: Path | str | None = None) -> TrainedScorer:
+                 checkpoint: Path | str | None = None, runs: int = 1) -> TrainedScorer:
   """Trains ``model`` on ``start`` and computes what ``needs`` asks for on ``pool``.
 
   The pool *is* the starting set (coreset selection) when both hold the same ids; then
@@ -393,7 +413,10 @@ def train_scorer(model: nn.Module, start: SignalPool, pool: SignalPool, *,
   every epoch on the pool in eval mode (see the module docstring). Softmax and embedding
   outputs are computed for the pool (and for the starting set when it differs).
   ``checkpoint``: a folder for the training's epoch checkpoints (``fit``'s); not with
-  dynamics recorded on a pool other than the starting set.
+  dynamics recorded on a pool other than the starting set. ``runs`` > 1 also trains
+  ``runs - 1`` further scorers from their own initialisations (seeds
+  ``derive_seed(seed, 'scorer-run', i)``), kept as ``other_variables`` for strategies that
+  average over runs (GraNd).
   """
   t0 = time.time()
   needs = frozenset(needs)
@@ -411,13 +434,16 @@ def train_scorer(model: nn.Module, start: SignalPool, pool: SignalPool, *,
   else:
     state, history = fit(model, start, train, seed=seed, checkpoint=checkpoint)
   variables = state.variables
+  other_variables = tuple(
+      fit(model, start, train, seed=derive_seed(seed, 'scorer-run', i))[0].variables
+      for i in range(1, runs))
   pool_out, start_out = {}, {}
   if needs & {'softmax', 'embedding'}:
     pool_out = features.pool_outputs(model, variables, pool, batch_size=batch_size)
     if not pool_is_start:
       start_out = features.pool_outputs(model, variables, start, batch_size=batch_size)
   return TrainedScorer(model, variables, start, pool, pool_is_start, needs, pool_out,
-                       start_out, trajectory, history, time.time() - t0)
+                       start_out, trajectory, history, time.time() - t0, other_variables)
 
 
 def _check_budget(budget: int, pool: SignalPool, quotas: np.ndarray | None) -> None:
@@ -454,12 +480,18 @@ def select_with(strategy: str | Strategy, scorer: TrainedScorer, budget: int, *,
   if missing:
     raise ConfigError(f'{strategy.name} needs {", ".join(sorted(missing))} from the scorer; '
                       'train it with train_scorer(needs=...) including them')
+  runs = scorer_runs(strategy, options)
+  if runs > 1 + len(scorer.other_variables):
+    raise ConfigError(f'{strategy.name} averages over {runs} scorers but only '
+                      f'{1 + len(scorer.other_variables)} were trained; pass '
+                      f'train_scorer(runs={runs})')
   if strategy.name == 'foqus' and int(np.min(scorer.trajectory.presentations)) < 2:
     raise ConfigError('FoQuS needs at least 2 presentations of every sample (T >= 2 '
                       'selection epochs)')
   ctx = Context(scorer.model, scorer.variables, scorer.start, pool, scorer.pool_is_start,
                 scorer.pool_out, scorer.start_out, scorer.trajectory, options,
-                min(batch_size, strategy.max_batch or batch_size), rng)
+                min(batch_size, strategy.max_batch or batch_size), rng,
+                scorer.other_variables)
 
   scores = None
   if strategy.direction == GREEDY:
@@ -527,7 +559,8 @@ def select_one_shot(strategy: str | Strategy, model: nn.Module | None, start: Si
     scorer = TrainedScorer(None, None, start, pool, False, frozenset(), {}, {}, None, [], 0.0)
   else:
     scorer = train_scorer(model, start, pool, needs=required_outputs(strategy, options),
-                          train=train, seed=seed, batch_size=batch_size)
+                          train=train, seed=seed, batch_size=batch_size,
+                          runs=scorer_runs(strategy, options))
   selection = select_with(strategy, scorer, budget, seed=seed, quotas=quotas,
                           options=options, batch_size=batch_size)
   return dataclasses.replace(selection, history=scorer.history, seconds=time.time() - t0)

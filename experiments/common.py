@@ -10,6 +10,7 @@ the same seeds, and only process 0 writes the run directory.
 
 from __future__ import annotations
 
+import ast
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -49,6 +50,25 @@ def explicit_flags(names: Iterable[str], parsers: dict[str, Callable] | None = N
     flag = flags.FLAGS[name]
     if flag.present:
       out[name] = parsers.get(name, lambda v: v)(flag.value)
+  return out
+
+
+def strategy_options(items: Iterable[str], base: dict | None = None) -> dict:
+  """``{'forgetting': {'never_learned': 0}}`` from ``['forgetting.never_learned=0']``, on top of
+  ``base`` (a preset's options). Values are Python literals (0, 0.5, True, 'text'); anything
+  else is kept as text."""
+  out = {name: dict(options) for name, options in (base or {}).items()}
+  for item in items:
+    key, sep, text = item.partition('=')
+    strategy, dot, option = key.strip().partition('.')
+    if not (sep and dot and strategy and option):
+      raise ConfigError(f'--strategy_option {item!r} is not STRATEGY.OPTION=VALUE, e.g. '
+                        'forgetting.never_learned=0')
+    try:
+      value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+      value = text.strip()
+    out.setdefault(strategy.strip().lower(), {})[option.strip()] = value
   return out
 
 

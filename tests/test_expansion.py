@@ -27,6 +27,30 @@ def test_round_budgets():
   assert sum(expansion.round_budgets(1001, 7)) == 1001
 
 
+def test_geometric_round_budgets_grow_the_target_set_by_one_factor():
+  # 352 -> 1,760 in 4 rounds: factor 5^(1/4) = 1.4953 per round.
+  parts = expansion.round_budgets(1408, 4, expansion.GEOMETRIC, start_size=352)
+  assert parts == [174, 261, 390, 583] and sum(parts) == 1408
+  sizes = 352 + np.cumsum(parts)
+  np.testing.assert_allclose(sizes / np.r_[352, sizes[:-1]], 5 ** 0.25, rtol=2e-3)
+  # Rounds that would round to nothing still move one sample; the budget is kept.
+  assert expansion.round_budgets(5, 5, expansion.GEOMETRIC, start_size=1000) == [1] * 5
+  assert expansion.round_budgets(10, 3, expansion.GEOMETRIC, start_size=1) == [1, 3, 6]
+  with pytest.raises(ConfigError, match='size of the starting set'):
+    expansion.round_budgets(10, 3, expansion.GEOMETRIC)
+  with pytest.raises(ConfigError, match='unknown budget split'):
+    expansion.ExpansionConfig(budget=10, budget_split='front')
+
+
+def test_expand_follows_the_geometric_split(sets, model):
+  target, aux = sets
+  config = expansion.ExpansionConfig(budget=24, rounds=3, train=TRAIN,
+                                     budget_split=expansion.GEOMETRIC)
+  result = expansion.expand(model, target, aux, config, seed=0)
+  expected = expansion.round_budgets(24, 3, expansion.GEOMETRIC, start_size=len(target))
+  assert [len(r.selected_ids) for r in result.rounds] == expected == [5, 7, 12]
+
+
 def test_budget_for_rate():
   assert expansion.budget_for_rate(0.04, 10_000) == 400
   for bad in (0.0, 1.5, -0.1):

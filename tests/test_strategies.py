@@ -145,3 +145,30 @@ def test_tied_scores_are_not_taken_in_file_order(sets):
   assert sorted(picked.tolist()) != list(range(12))
   again = select.top_k(s.score(ctx), 12, largest=True, tie_rng=np.random.default_rng(0))
   np.testing.assert_array_equal(picked, again)
+
+
+def test_grand_runs_average_the_norms_of_independent_scorers(sets):
+  """DUSE Eq. 15's expectation over runs: runs=2 scores the mean of two scorers' GraNd."""
+  model, start, aux = sets
+  train = TrainConfig(epochs=1, batch_size=8)
+  both = strategies.train_scorer(model, start, aux, needs={'gradient'}, train=train, seed=3,
+                                 runs=2)
+  assert len(both.other_variables) == 1
+  first = strategies.select_with('grand', both, 5, seed=0).scores
+  averaged = strategies.select_with('grand', both, 5, seed=0, options={'runs': 2}).scores
+  second_alone = strategies.train_scorer(model, start, aux, needs={'gradient'}, train=train,
+                                         seed=strategies.derive_seed(3, 'scorer-run', 1))
+  second = strategies.select_with('grand', second_alone, 5, seed=0).scores
+  assert not np.allclose(first, second)  # two initialisations, two different scorers
+  np.testing.assert_allclose(averaged, (first + second) / 2, rtol=1e-5)
+  one_shot = strategies.select_one_shot('grand', model, start, aux, 5, train=train, seed=3,
+                                        options={'runs': 2})
+  np.testing.assert_allclose(one_shot.scores, averaged, rtol=1e-5)
+  with pytest.raises(ConfigError, match='only 1 were trained'):
+    strategies.select_with('grand', second_alone, 5, seed=0, options={'runs': 2})
+  with pytest.raises(ConfigError, match='at least 1'):
+    strategies.select_one_shot('grand', model, start, aux, 5, train=train, seed=0,
+                               options={'runs': 0})
+  with pytest.raises(ConfigError, match='last_layer'):
+    strategies.select_one_shot('grand', model, start, aux, 5, train=train, seed=0,
+                               options={'runs': 2, 'last_layer': True})

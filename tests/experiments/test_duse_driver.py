@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amrjax import duse_experiment
+from amrjax import duse_experiment, expansion
 from amrjax.data import formats, specs, synth
 from amrjax.errors import ConfigError
 from tests.helpers import assert_report
@@ -171,6 +171,39 @@ def test_presets_and_overrides():
     duse_experiment.DuseConfig.from_preset('huge')
   with pytest.raises(ConfigError, match='unknown method'):
     duse_experiment.DuseConfig(methods=('coolest',))
+
+
+def test_study_preset_is_the_papers_scale_with_the_1d_cnn():
+  study = duse_experiment.DuseConfig.from_preset('study', dataset='rml2016.10a')
+  assert study.rates == (0.04, 0.09) and study.rounds == 4 and study.seeds == (0, 1, 2)
+  assert (study.round_epochs, study.final_epochs, study.batch_size) == (20, 50, 128)
+  assert study.max_per_cell is None and study.synthetic_per_cell is None
+  assert study.model == 'cnn1d' and study.methods == duse_experiment.expand_methods(['table1'])
+
+
+def test_protocol_flags_reach_the_config(tmp_path):
+  """--budget_split and --strategy_option (on top of the preset's options) are recorded."""
+  workdir = tmp_path / 'run'
+  proc = _run('--dataset=rml2016.10a', '--synthetic_per_cell=30',
+              f'--cache_dir={tmp_path / "cache"}', f'--data_dir={tmp_path / "data"}',
+              '--rates=0.1', '--seeds=0', '--rounds=2', '--round_epochs=1',
+              '--final_epochs=1', '--batch_size=32', '--methods=forgetting,duse',
+              '--budget_split=geometric', '--strategy_option=Forgetting.never_learned=0',
+              '--nowarm_start', '--noreport', f'--workdir={workdir}')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  config = json.loads((workdir / 'config.json').read_text())
+  assert config['budget_split'] == 'geometric' and config['warm_start'] is False
+  assert config['strategy_options'] == {'deepfool': {'max_iter': 3, 'num_candidates': 2},
+                                        'forgetting': {'never_learned': 0}}
+  split = json.loads((workdir / 'results.json').read_text())['splits']['0']
+  rounds = json.loads((workdir / 'rounds' / 'duse-seed0-r0.1.json').read_text())
+  budget = round(0.1 * split['train'])
+  assert [len(r['selected_ids']) for r in rounds] == expansion.round_budgets(
+      budget, 2, 'geometric', start_size=split['target'])
+  line = _one_line_error(_run('--strategy_option=forgetting', f'--workdir={tmp_path / "w"}'))
+  assert 'is not STRATEGY.OPTION=VALUE' in line
+  line = _one_line_error(_run('--strategy_option=grand.runs=0', f'--workdir={tmp_path / "w2"}'))
+  assert 'runs must be a whole number of at least 1' in line
 
 
 def test_method_groups_expand_in_order():
