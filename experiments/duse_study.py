@@ -1,0 +1,52 @@
+r"""The DUSE study at the paper's data scale: run its named runs, print its tables.
+
+  python -m experiments.duse_study --run=table1-seed0,table1-seed1   # hours each, resumable
+  python -m experiments.duse_study                                    # the tables so far
+
+Each named run (``amrjax.duse_study.RUNS``) is ``experiments.duse --preset=study
+--dataset=rml2016.10a`` with a few settings changed, in its own run directory
+``<workdir>/<name>``; a killed run resumes when started again. Without ``--run`` the
+command only reads the run directories (finished or not) and prints Tables I, II and IV
+and the protocol comparison beside the paper's numbers (docs/results.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from absl import app, flags
+
+from amrjax import duse_experiment, duse_study
+from amrjax.errors import ConfigError
+from experiments import common
+
+flags.DEFINE_string('workdir', 'runs/duse-study', 'The study folder: one run directory per '
+                    'named run.')
+flags.DEFINE_list('run', [], 'Named runs to run (or resume) first, in order, or "all": '
+                  + ', '.join(duse_study.RUNS) + '.')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+
+  def body():
+    names = list(duse_study.RUNS) if FLAGS.run == ['all'] else FLAGS.run
+    for name in names:
+      if name not in duse_study.RUNS:
+        raise ConfigError(f'unknown study run {name!r}; choose from '
+                          f'{", ".join(duse_study.RUNS)} or all')
+    for name in names:
+      config = duse_study.config_of(
+          name, **common.explicit_flags(['data_dir', 'cache_dir', 'allow_synthetic']))
+      duse_experiment.run(config, Path(FLAGS.workdir) / name, log=common.log,
+                          write_report=FLAGS.report)
+    if not Path(FLAGS.workdir).is_dir():
+      raise ConfigError(f'no study folder {FLAGS.workdir}; run some of it first with --run')
+    print(duse_study.report(FLAGS.workdir))
+
+  common.run_reporting_errors(body)
+
+
+if __name__ == '__main__':
+  app.run(main)
