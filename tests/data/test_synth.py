@@ -1,3 +1,4 @@
+import dataclasses
 import time
 
 import numpy as np
@@ -50,6 +51,33 @@ def test_bpsk_is_one_dimensional_on_a_clean_channel():
   # After removing the carrier phase, a real-valued pulse train remains.
   z = z * np.exp(-0.5j * np.angle(np.sum(z**2, axis=1, keepdims=True)))
   assert (np.abs(z.imag).mean(axis=1) < 1e-3 * np.abs(z.real).mean(axis=1)).all()
+
+
+def _phase_wander(x):
+  """Std of a vector's unwrapped phase about its carrier's straight line, radians, (n,)."""
+  z = x[:, 0] + 1j * x[:, 1]
+  phase = np.unwrap(np.angle(z), axis=1)
+  t = np.arange(z.shape[1])
+  fit = np.polynomial.polynomial.polyfit(t, phase.T, 1)
+  return (phase - np.polynomial.polynomial.polyval(t, fit)).std(axis=1)
+
+
+def test_speech_pauses_leave_am_and_fm_a_bare_carrier():
+  """In a pause, WBFM and AM-DSB (with carrier) are the same flat, unswung carrier; in
+  speech FM swings the phase and AM the envelope. Without pauses the quietest speech still
+  swings FM's phase by tenths of a radian (generator version 1's WBFM/AM-DSB separability)."""
+  rng = np.random.default_rng(4)
+  paused = dataclasses.replace(CLEAN, pause_fraction=1.0)
+  speech = dataclasses.replace(CLEAN, pause_fraction=0.0, loudness_db=(-30.0, -30.0))
+  for name in ('WBFM', 'AM-DSB'):
+    carrier = synth.synthesize(name, 200, 128, rng, count=8, profile=paused)
+    envelope = np.abs(carrier[:, 0] + 1j * carrier[:, 1])
+    assert (_phase_wander(carrier) < 0.01).all() and envelope.std(axis=1).max() < 0.01
+  assert (_phase_wander(synth.synthesize('WBFM', 200, 128, rng, count=8, profile=speech))
+          > 0.03).all()
+  mixed = synth.synthesize('WBFM', 200, 128, rng, count=2000,
+                           profile=dataclasses.replace(CLEAN, pause_fraction=0.3))
+  assert np.mean(_phase_wander(mixed) < 0.01) == pytest.approx(0.3, abs=0.04)
 
 
 def test_snr_sets_the_noise_level():
