@@ -123,12 +123,23 @@ class Results:
   """Test accuracies by (setting, method, variant, rate) and seed; what was skipped."""
 
   accuracy: dict[tuple, dict[int, float]] = dataclasses.field(default_factory=dict)
+  class_counts: dict[tuple, dict[int, np.ndarray]] = dataclasses.field(default_factory=dict)
   seconds: dict[str, float] = dataclasses.field(default_factory=dict)
   skipped: list[str] = dataclasses.field(default_factory=list)
 
   def cell(self, setting: str, method: str, rate: float | None, variant_: str = '') -> dict:
     """{seed: accuracy} of one cell (target only has no rate)."""
     return self.accuracy.get((setting, method, variant_, rate), {})
+
+  def added_spread(self, setting: str, method: str, rate: float) -> str:
+    """'lo-hi': the fewest and most vectors a class gained from D_A, over the seeds whose
+    target-only run is known (the training set's class counts minus D_T's)."""
+    counts = self.class_counts.get((setting, method, '', rate), {})
+    targets = self.class_counts.get((setting, dx.TARGET, '', None), {})
+    added = [counts[s] - targets[s] for s in sorted(set(counts) & set(targets))]
+    if not added:
+      return '-'
+    return f'{int(min(a.min() for a in added))}-{int(max(a.max() for a in added))}'
 
 
 def collect(root: Path | str) -> Results:
@@ -167,6 +178,8 @@ def collect(root: Path | str) -> Results:
         raise ConfigError(f'{folder.name}: {key} seed {record["seed"]} gave {accuracy:.2f} '
                           f'here and {seen[record["seed"]]:.2f} in another run directory')
       seen[record['seed']] = accuracy
+      if 'class_counts' in record:
+        out.class_counts.setdefault(key, {})[record['seed']] = np.asarray(record['class_counts'])
       seconds += record.get('seconds', 0) + record.get('selection_seconds', 0)
     out.seconds[folder.name] = seconds
   return out
@@ -209,6 +222,7 @@ def main_table(results: Results, setting: str) -> str:
     for rate in RATES:
       cell = results.cell(setting, method, None if method == dx.TARGET else rate)
       row += [_mean_std(list(cell.values())), _paper(PAPER[(setting, rate)].get(method))]
+    row.append('-' if method == dx.TARGET else results.added_spread(setting, method, 0.04))
     rows.append(row)
   duse = {rate: results.cell(setting, dx.DUSE, rate) for rate in RATES}
   for other in (dx.RANDOM, 'margin', 'forgetting'):
@@ -219,7 +233,7 @@ def main_table(results: Results, setting: str) -> str:
              (paper[dx.DUSE][0] - paper[other][0], float('nan')))
       row += [paired_difference(duse[rate], results.cell(setting, other, rate)),
               '-' if gap is None else f'{gap[0]:+.2f}']
-    rows.append(row)
+    rows.append(row + [''])
   best = ['DUSE − best baseline, paired']
   for rate in RATES:
     means = {m: np.mean(list(results.cell(setting, m, rate).values()))
@@ -228,10 +242,11 @@ def main_table(results: Results, setting: str) -> str:
     best += [('-' if top is None else
               f'{paired_difference(duse[rate], results.cell(setting, top, rate))} '
               f'vs {label(top)}'), '-']
-  rows.append(best)
+  rows.append(best + [''])
   header = ['Method']
   for rate in RATES:
     header += [f'{rate:.0%} ours', f'{rate:.0%} paper']
+  header.append('4% added per class, min-max')
   return _markdown(header, rows)
 
 

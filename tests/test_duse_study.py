@@ -11,8 +11,9 @@ from amrjax.errors import ConfigError
 from amrjax.rundir import RunDir
 
 
-def _write(root, name, records, **changes):
-  """A run directory of the named study run holding ``records`` (method, rate, seed, acc)."""
+def _write(root, name, records, counts=None, **changes):
+  """A run directory of the named study run holding ``records`` (method, rate, seed, acc),
+  with ``counts[method]`` as the training sets' class counts where given."""
   config = dataclasses.asdict(duse_study.config_of(name))
   config.update(changes)
   run_dir = RunDir(root / name)
@@ -20,7 +21,8 @@ def _write(root, name, records, **changes):
   for method, rate, seed, accuracy in records:
     run_dir.append_jsonl('runs.jsonl', {'method': method, 'rate': rate, 'seed': seed,
                                         'eval_model': 'cnn1d', 'test': {'accuracy': accuracy},
-                                        'seconds': 10.0})
+                                        'seconds': 10.0,
+                                        'class_counts': (counts or {}).get(method, [1, 1])})
 
 
 def test_every_named_run_is_a_valid_study_config():
@@ -33,9 +35,11 @@ def test_every_named_run_is_a_valid_study_config():
 
 def test_tables_pair_seeds_and_keep_variants_apart(tmp_path):
   _write(tmp_path, 'table1-seed0', [('target', None, 0, 0.40), ('random', 0.04, 0, 0.60),
-                                    ('margin', 0.04, 0, 0.50), ('duse', 0.04, 0, 0.64)])
+                                    ('margin', 0.04, 0, 0.50), ('duse', 0.04, 0, 0.64)],
+         counts={'target': [3, 3], 'margin': [4, 20], 'duse': [9, 10]})
   _write(tmp_path, 'table1-seed1', [('target', None, 1, 0.42), ('random', 0.04, 1, 0.66),
-                                    ('margin', 0.04, 1, 0.52), ('duse', 0.04, 1, 0.66)])
+                                    ('margin', 0.04, 1, 0.52), ('duse', 0.04, 1, 0.66)],
+         counts={'target': [3, 3], 'margin': [3, 21], 'duse': [8, 11]})
   # DUSE w/o active learning counts as Margin (the same selection).
   _write(tmp_path, 'table1-seed2-key', [('duse_oneshot', 0.04, 2, 0.54), ('duse', 0.04, 2, 0.58)])
   _write(tmp_path, 'retrain', [('duse', 0.04, 0, 0.61), ('duse', 0.04, 1, 0.70)])
@@ -61,6 +65,8 @@ def test_tables_pair_seeds_and_keep_variants_apart(tmp_path):
   assert '62.67 ± 3.40 (3)' in table1['DUSE (R = 4)']  # 64, 66, 58
   assert '68.07 ± 2.41' in table1['DUSE (R = 4)']  # the paper's cell beside ours
   assert '41.00 ± 1.00 (2)' in table1['Target only (1 %)']
+  # What each class gained from D_A (training counts minus D_T's), over seeds 0 and 1.
+  assert table1['Margin'].endswith('| 0-18 |') and table1['DUSE (R = 4)'].endswith('| 5-8 |')
   # Paired: retrained - continued = -3 and +4.
   assert '0.50 ± 3.50 (2)' in protocol['DUSE, scorer retrained from scratch each round']
   assert rounds['2'].split(' | ')[1] == '62.00 ± 0.00 (1)'
