@@ -6,7 +6,7 @@ with the paper's epochs. Each table is assembled from several run directories un
 study folder, one per named run of :data:`RUNS` (a seed of Table I, a protocol variant,
 ...), so a table can grow by a seed at a time, span sessions (every run resumes) and run
 on two cores at once. :func:`collect` reads every ``runs.jsonl`` below the folder, finished
-or not, and :func:`tables` lays the results out beside the paper's numbers:
+or not, and :func:`report` lays the results out beside the paper's numbers:
 
 - Table I (class imbalance) and Table II (class balance): target only, random expansion,
   the 8 baselines and DUSE at 4 % and 9 %; the paper's table has no random row, ours does;
@@ -31,6 +31,7 @@ import numpy as np
 
 from amrjax import duse_experiment as dx
 from amrjax import expansion, strategies
+from amrjax.data import synth
 from amrjax.errors import ConfigError
 
 DATASET = 'rml2016.10a'
@@ -146,7 +147,9 @@ def collect(root: Path | str) -> Results:
   """Reads every run directory below ``root`` (``config.json`` + ``runs.jsonl``).
 
   Run directories whose data or training differ from the study preset's are skipped and
-  named in ``skipped``; a cell measured twice for a seed must agree.
+  named in ``skipped``, and so are finished ones whose ``results.json`` names another
+  version of the synthetic generator (an unfinished run cannot be checked: start a new
+  study folder when the generator changes); a cell measured twice for a seed must agree.
   """
   out = Results()
   study = dataclasses.asdict(dx.DuseConfig.from_preset(PRESET, dataset=DATASET))
@@ -156,6 +159,12 @@ def collect(root: Path | str) -> Results:
     differs = [k for k in _SHARED if config.get(k) != study[k]]
     if config.get('eval_models'):
       differs.append('eval_models')
+    finished = folder / 'results.json'
+    if finished.is_file():
+      origin = json.loads(finished.read_text()).get('data', {})
+      if origin.get('kind') == 'synthetic' and (origin.get('generator_version')
+                                                != synth.GENERATOR_VERSION):
+        differs.append(f'generator version {origin.get("generator_version")}')
     if differs:
       out.skipped.append(f'{folder.name} (differs in {", ".join(differs)})')
       continue

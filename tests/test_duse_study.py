@@ -54,6 +54,12 @@ def test_tables_pair_seeds_and_keep_variants_apart(tmp_path):
       pytest.approx({0: 61, 1: 70})
   assert results.cell('imbalance', 'duse', 0.04, 'R = 2') == pytest.approx({0: 62})
   assert results.skipped == ['geometric (differs in final_epochs)']
+  # A finished run on another version of the synthetic generator is left out as well.
+  (tmp_path / 'rounds2' / 'results.json').write_text(json.dumps(
+      {'data': {'kind': 'synthetic', 'generator_version': 1}}))
+  assert duse_study.collect(tmp_path).skipped == ['geometric (differs in final_epochs)',
+                                                  'rounds2 (differs in generator version 1)']
+  (tmp_path / 'rounds2' / 'results.json').unlink()
 
   sections = duse_study.report(tmp_path).split('### ')
   table1, rounds, protocol = (
