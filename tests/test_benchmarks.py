@@ -9,8 +9,9 @@ import pytest
 from amrjax import models, scoring, select
 from amrjax.data import formats, sources
 from amrjax.errors import ConfigError
-from benchmarks import (batchnorm_eval_gap, bf16_selection, conv_formulations, out_of_core,
-                        scoring_throughput)
+from amrjax.data import synth
+from benchmarks import (analog_separability, batchnorm_eval_gap, bf16_selection,
+                        conv_formulations, out_of_core, scoring_throughput)
 from tests.helpers import random_pool
 
 
@@ -99,3 +100,13 @@ def test_batchnorm_eval_gap_probes_a_batchnorm_model_and_refuses_others():
     batchnorm_eval_gap.probe('cnn2d', 4, split, settings)
   with pytest.raises(ConfigError, match='no batchnorm_momentum'):
     batchnorm_eval_gap.probe('kd_cnn', 4, split, dataclasses.replace(settings, momentum=0.5))
+
+
+def test_analog_separability_falls_with_speech_pauses():
+  probe = analog_separability
+  assert probe.best_threshold_accuracy(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+  profile = synth.PROFILES['rml2016.10a']
+  no_pauses = dataclasses.replace(profile, pause_fraction=0.0)
+  only_pauses = dataclasses.replace(profile, pause_fraction=1.0)
+  assert probe.separability(no_pauses, 18, 300) > 0.9
+  assert probe.separability(only_pauses, 18, 300) < 0.65  # bare carriers: near a coin toss
