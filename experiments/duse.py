@@ -74,7 +74,9 @@ def run_from_flags(kind: str, defaults: dict | None = None) -> None:
 
   def body():
     overrides = {**(defaults or {}), **common.explicit_flags(OVERRIDABLE, _PARSERS)}
-    overrides.setdefault('dataset', FLAGS.dataset)
+    # A preset that names its dataset (study) takes it unless --dataset is given.
+    overrides.setdefault('dataset', duse_experiment.PRESETS[FLAGS.preset].get(
+        'dataset', FLAGS.dataset))
     if FLAGS.strategy_option:
       overrides['strategy_options'] = common.strategy_options(
           FLAGS.strategy_option, duse_experiment.PRESETS[FLAGS.preset]['strategy_options'])

@@ -174,7 +174,8 @@ def test_presets_and_overrides():
 
 
 def test_study_preset_is_the_papers_scale_with_the_1d_cnn():
-  study = duse_experiment.DuseConfig.from_preset('study', dataset='rml2016.10a')
+  study = duse_experiment.DuseConfig.from_preset('study')
+  assert study.dataset == 'rml2016.10a'
   assert study.rates == (0.04, 0.09) and study.rounds == 4 and study.seeds == (0, 1, 2)
   assert (study.round_epochs, study.final_epochs, study.batch_size) == (20, 50, 128)
   assert study.max_per_cell is None and study.synthetic_per_cell is None
