@@ -163,11 +163,9 @@ class DuseConfig:
         strategies.get(name).name: dict(options)
         for name, options in self.strategy_options.items()})
     for name, options in self.strategy_options.items():
-      strategies.scorer_runs(strategies.get(name),
-                             strategies.resolve_options(strategies.get(name), options))
-    if self.budget_split not in expansion.BUDGET_SPLITS:
-      raise ConfigError(f'unknown budget split {self.budget_split!r}; choose one of '
-                        f'{", ".join(expansion.BUDGET_SPLITS)}')
+      strategy = strategies.get(name)
+      strategies.scorer_runs(strategy, strategies.resolve_options(strategy, options))
+    expansion.check_budget_split(self.budget_split)
     if self.setting not in expansion.SETTINGS:
       raise ConfigError(f'unknown setting {self.setting!r}; choose one of '
                         f'{", ".join(expansion.SETTINGS)}')

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from amrjax import duse_experiment as dx
 from amrjax import expansion, strategies
+from amrjax import report as report_lib
 from amrjax.data import synth
 from amrjax.errors import ConfigError
 
@@ -95,8 +96,6 @@ PAPER = {
         'grand': (69.27, 3.86), 'herding': (70.86, 0.33), 'duse': (73.36, 0.13)},
 }
 """DUSE Tables I (imbalance) and II (balance), RML2016.10a rows, at 4 % and 9 %."""
-PAPER_TABLE_IV = {'rate': 0.07, 'one_shot': (48.77, 2.18), 'duse': (72.26, 1.01)}
-"""DUSE Table IV, RML2016.10a, 2D-CNN at 7 %: without and with active learning."""
 
 
 def variant(config: Mapping, method: str) -> str:
@@ -176,11 +175,8 @@ def collect(root: Path | str) -> Results:
         record = json.loads(line)
       except ValueError:
         continue  # a line cut off by a kill; the run redoes it when resumed
-      method = record['method']
-      key = (config['setting'], dx.TARGET if method == dx.TARGET else method,
-             variant(config, method), record['rate'])
-      if method == dx.ONESHOT:
-        key = (config['setting'], 'margin', variant(config, 'margin'), record['rate'])
+      method = 'margin' if record['method'] == dx.ONESHOT else record['method']
+      key = (config['setting'], method, variant(config, method), record['rate'])
       seen = out.accuracy.setdefault(key, {})
       accuracy = 100 * record['test']['accuracy']
       if record['seed'] in seen and abs(seen[record['seed']] - accuracy) > 1e-6:
@@ -197,8 +193,8 @@ def collect(root: Path | str) -> Results:
 def _mean_std(values: Sequence[float]) -> str:
   if not values:
     return '-'
-  values = np.asarray(values, np.float64)
-  return f'{values.mean():.2f} ± {values.std():.2f} ({len(values)})'
+  mean, std = report_lib.mean_std(values)
+  return f'{mean:.2f} ± {std:.2f} ({len(values)})'
 
 
 def _paper(value: tuple[float, float] | None) -> str:
@@ -214,8 +210,6 @@ def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> str:
   """'mean ± std (n)' of a - b over the seeds both hold."""
   seeds = sorted(set(a) & set(b))
   return _mean_std([a[s] - b[s] for s in seeds])
-
-
 
 
 def label(method: str) -> str:
@@ -238,10 +232,8 @@ def main_table(results: Results, setting: str) -> str:
     row = [f'DUSE − {label(other)}, paired']
     for rate in RATES:
       paper = PAPER[(setting, rate)]
-      gap = (None if other not in paper else
-             (paper[dx.DUSE][0] - paper[other][0], float('nan')))
       row += [paired_difference(duse[rate], results.cell(setting, other, rate)),
-              '-' if gap is None else f'{gap[0]:+.2f}']
+              f'{paper[dx.DUSE][0] - paper[other][0]:+.2f}' if other in paper else '-']
     rows.append(row + [''])
   best = ['DUSE − best baseline, paired']
   for rate in RATES:
@@ -299,7 +291,7 @@ def protocol_table(results: Results) -> str:
   return _markdown(['Protocol', '4 %', 'vs default', '9 %', 'vs default'], rows)
 
 
-def report(root: Path | str, log: Callable[[str], None] = print) -> str:
+def report(root: Path | str) -> str:
   """The study's tables in Markdown, from the run directories below ``root``."""
   results = collect(root)
   parts = [

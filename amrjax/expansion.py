@@ -79,9 +79,7 @@ class ExpansionConfig:
     if self.setting not in SETTINGS:
       raise ConfigError(f'unknown setting {self.setting!r}; choose one of '
                         f'{", ".join(SETTINGS)}')
-    if self.budget_split not in BUDGET_SPLITS:
-      raise ConfigError(f'unknown budget split {self.budget_split!r}; choose one of '
-                        f'{", ".join(BUDGET_SPLITS)}')
+    check_budget_split(self.budget_split)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +136,12 @@ def budget_for_rate(rate: float, train_size: int) -> int:
   return budget
 
 
+def check_budget_split(split: str) -> None:
+  """A one-line :class:`ConfigError` unless ``split`` is one of :data:`BUDGET_SPLITS`."""
+  if split not in BUDGET_SPLITS:
+    raise ConfigError(f'unknown budget split {split!r}; choose one of {", ".join(BUDGET_SPLITS)}')
+
+
 def round_budgets(budget: int, rounds: int, split: str = EVEN,
                   start_size: int | None = None) -> list[int]:
   """K split into R per-round budgets K_1..K_R (each at least 1, summing to K).
@@ -151,8 +155,7 @@ def round_budgets(budget: int, rounds: int, split: str = EVEN,
   if split == EVEN:
     base, extra = divmod(budget, rounds)
     return [base + (r < extra) for r in range(rounds)]
-  if split != GEOMETRIC:
-    raise ConfigError(f'unknown budget split {split!r}; choose one of {", ".join(BUDGET_SPLITS)}')
+  check_budget_split(split)
   if not start_size or start_size < 1:
     raise ConfigError('the geometric budget split needs the size of the starting set D_T')
   growth = ((start_size + budget) / start_size) ** (1 / rounds)

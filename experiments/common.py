@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 
 from absl import flags, logging
 
-from amrjax import parallel, progress
+from amrjax import parallel, progress, strategies
 from amrjax.errors import AmrjaxError, ConfigError
 
 flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 of a multi-process '
@@ -55,8 +55,10 @@ def explicit_flags(names: Iterable[str], parsers: dict[str, Callable] | None = N
 
 def strategy_options(items: Iterable[str], base: dict | None = None) -> dict:
   """``{'forgetting': {'never_learned': 0}}`` from ``['forgetting.never_learned=0']``, on top of
-  ``base`` (a preset's options). Values are Python literals (0, 0.5, True, 'text'); anything
-  else is kept as text."""
+  ``base`` (a preset's options). Strategy names are made canonical (``Herd`` -> ``herding``),
+  so an alias adds to the preset's options instead of beside them; an unknown strategy is a
+  one-line error. Values are Python literals (0, 0.5, True, 'text'); anything else is kept
+  as text."""
   out = {name: dict(options) for name, options in (base or {}).items()}
   for item in items:
     key, sep, text = item.partition('=')
@@ -68,7 +70,7 @@ def strategy_options(items: Iterable[str], base: dict | None = None) -> dict:
       value = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError):
       value = text.strip()
-    out.setdefault(strategy.strip().lower(), {})[option.strip()] = value
+    out.setdefault(strategies.get(strategy.strip()).name, {})[option.strip()] = value
   return out
 
 

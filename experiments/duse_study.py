@@ -32,13 +32,9 @@ def main(argv):
 
   def body():
     names = list(duse_study.RUNS) if FLAGS.run == ['all'] else FLAGS.run
-    for name in names:
-      if name not in duse_study.RUNS:
-        raise ConfigError(f'unknown study run {name!r}; choose from '
-                          f'{", ".join(duse_study.RUNS)} or all')
-    for name in names:
-      config = duse_study.config_of(
-          name, **common.explicit_flags(['data_dir', 'cache_dir', 'allow_synthetic']))
+    data_flags = common.explicit_flags(['data_dir', 'cache_dir', 'allow_synthetic'])
+    configs = {name: duse_study.config_of(name, **data_flags) for name in names}  # all checked
+    for name, config in configs.items():
       duse_experiment.run(config, Path(FLAGS.workdir) / name, log=common.log,
                           write_report=FLAGS.report)
     if not Path(FLAGS.workdir).is_dir():

@@ -58,8 +58,8 @@ class ChannelProfile:
   rician_k_db: tuple[float, float] = (0.0, 12.0)  # first-tap K factor, U(lo, hi) in dB
   message_cutoff: tuple[float, float] = (0.01, 0.06)  # analog message bandwidth
   loudness_db: tuple[float, float] = (-30.0, 0.0)  # analog message level, U(lo, hi)
-  # Share of analog vectors in a speech pause, and the message level there. Read speech is
-  # active about 70 % of the time; a pause holds background noise far below the speech.
+  # Share of analog vectors in a speech pause, and the message level there. We assume read
+  # speech is active about 70 % of the time; a pause holds background noise far below it.
   # Version 1 had no pauses: its quietest message (-30 dB) still swung an FM carrier's phase
   # by about 0.7 rad over 128 samples, and one hand-made feature (phase wander against
   # envelope wander) told WBFM from AM-DSB for 98 % of vectors at 18 dB, 84 % with pauses

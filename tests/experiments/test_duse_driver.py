@@ -232,3 +232,13 @@ def test_baselines_run_beside_duse_in_the_balance_setting(tiny_spec, tmp_path):
       counts = np.asarray(run['class_counts'])
       assert counts.sum() == split['target'] + budget
       assert counts.max() - counts.min() <= 1, run['method']  # balance setting
+
+
+def test_strategy_options_merge_under_canonical_names():
+  from experiments import common
+  base = {'deepfool': {'max_iter': 3}}
+  merged = common.strategy_options(['DeepFool.overshoot=0.05', 'herd.x=text'], base)
+  assert merged == {'deepfool': {'max_iter': 3, 'overshoot': 0.05}, 'herding': {'x': 'text'}}
+  assert base == {'deepfool': {'max_iter': 3}}  # the preset's options are not changed
+  with pytest.raises(ConfigError, match='unknown selection strategy'):
+    common.strategy_options(['coolest.k=1'])
