@@ -33,7 +33,9 @@ Choices the paper leaves open (as far as the summary tells):
   learning rate of 0), with no best-epoch selection or early stopping;
 - the students are trained with the teacher's optimiser settings and ``epochs`` (the paper
   names separate SKD learning rates but gives no values);
-- the SKD loss weights and temperature: ``amrjax.distill.DistillationLoss``'s defaults.
+- the SKD loss: ``amrjax.distill``'s reading of the three weights (a, b, c) as label,
+  soft-target and feature terms; ``feature_weights`` distils once per feature weight c
+  (0 is two-term Hinton KD), so both readings are measured from the same teacher.
 """
 
 from __future__ import annotations
@@ -66,14 +68,25 @@ TEACHER, ALONE, DISTILLED = 'teacher', 'alone', 'distilled'
 # 0.01 scaled to batch 64 by the linear scaling rule (Goyal et al. 2017): 0.0025. At 0.01
 # ClST did not learn in 10 epochs (train and test accuracy 13-14 % on 11 classes, loss
 # stuck near ln 11; measured). KD-MobileNet is the slowest model to train and run on a
-# CPU (XLA's depthwise convolutions), so it dominates the quick time.
+# CPU (XLA's depthwise convolutions), so it dominates the quick time. 'paper' and 'study'
+# distil each student twice: two-term KD and the three-term SKD (feature weight 1).
+# 'study' is 'paper' cut to fit a 2-core CPU (docs/results.md): the paper's training sets
+# (3 % and 5 % of all 220,000 stand-in vectors: 6,600 and 11,000), but 30 epochs instead
+# of 100 (ClST trains at about 3 s per batch of 256 on one AVX-512 core: 100 epochs of
+# the 5 % set would take about 3.5 hours), 100 validation and 100 test vectors per
+# (class, SNR) cell (22,000 each, instead of about 107,000) and no per-epoch validation.
 PRESETS: dict[str, dict] = {
     'quick': dict(fractions=(0.05,), seeds=(0,), epochs=10, teacher_epochs=10, batch_size=64,
                   learning_rate=0.0025, synthetic_per_cell=100, eval_per_cell=5,
                   validate=False, inference_repeats=5),
     'paper': dict(fractions=(0.03, 0.05), seeds=(0,), epochs=100, teacher_epochs=100,
                   batch_size=256, learning_rate=0.01, synthetic_per_cell=None,
-                  eval_per_cell=None, validate=True, inference_repeats=10),
+                  eval_per_cell=None, validate=True, inference_repeats=10,
+                  feature_weights=(0.0, 1.0)),
+    'study': dict(fractions=(0.03, 0.05), seeds=(0,), epochs=30, teacher_epochs=30,
+                  batch_size=256, learning_rate=0.01, synthetic_per_cell=None,
+                  eval_per_cell=100, validate=False, inference_repeats=10,
+                  feature_weights=(0.0, 1.0)),
 }
 
 # Validation and test signals are held in memory when they take less.
@@ -94,7 +107,9 @@ class ClstConfig:
     epochs: student epochs (alone and distilled).
     teacher_epochs: teacher epochs.
     batch_size, learning_rate, schedule: Adam settings of every training.
-    hard_weight, soft_weight, temperature: the SKD loss (``amrjax.distill``).
+    hard_weight, soft_weight, temperature: the SKD loss (``amrjax.distill``): a, b, T.
+    feature_weights: c of the SKD feature term; every student is distilled once per value
+      (0: two-term Hinton KD; > 0: the three-term SKD with the hint projection).
     validation_share: validation share of the vectors not trained on (rest: test).
     eval_per_cell: at most this many validation and this many test vectors per
       (class, SNR) cell; None keeps all.
@@ -120,6 +135,7 @@ class ClstConfig:
   hard_weight: float = distill_lib.DistillationLoss.hard_weight
   soft_weight: float = distill_lib.DistillationLoss.soft_weight
   temperature: float = distill_lib.DistillationLoss.temperature
+  feature_weights: tuple[float, ...] = (0.0,)
   validation_share: float = 0.5
   eval_per_cell: int | None = PRESETS['quick']['eval_per_cell']
   validate: bool = PRESETS['quick']['validate']
@@ -160,16 +176,21 @@ class ClstConfig:
     if self.schedule not in SCHEDULES:
       raise ConfigError(f'unknown learning-rate schedule {self.schedule!r}; choose one of '
                         f'{", ".join(SCHEDULES)}')
-    # Build the loss and the training settings once, so bad values fail here.
-    distill_lib.DistillationLoss(self.hard_weight, self.soft_weight, self.temperature)
+    object.__setattr__(self, 'feature_weights', tuple(float(c) for c in self.feature_weights))
+    if not self.feature_weights or len(set(self.feature_weights)) != len(self.feature_weights):
+      raise ConfigError(f'give distinct feature weights (0 for two-term KD), got '
+                        f'{self.feature_weights}')
+    # Build the losses and the training settings once, so bad values fail here.
+    for c in self.feature_weights:
+      self.distillation_loss(c)
     TrainConfig(self.epochs, self.batch_size, self.learning_rate, self.schedule)
     object.__setattr__(self, 'teacher', models.canonical_name(self.teacher))
     students = tuple(dict.fromkeys(models.canonical_name(s) for s in self.students))
     object.__setattr__(self, 'students', students)
 
-  @property
-  def distillation_loss(self) -> distill_lib.DistillationLoss:
-    return distill_lib.DistillationLoss(self.hard_weight, self.soft_weight, self.temperature)
+  def distillation_loss(self, feature_weight: float) -> distill_lib.DistillationLoss:
+    return distill_lib.DistillationLoss(self.hard_weight, self.soft_weight, self.temperature,
+                                        feature_weight)
 
   @property
   def student_training(self) -> TrainConfig:
@@ -182,13 +203,27 @@ class ClstConfig:
 
   def row_label(self, model: str, role: str) -> str:
     name = models.label(model)
+    if role.startswith(DISTILLED) and role != DISTILLED:
+      return f'{name} distilled (SKD, feature weight {feature_weight_of(role):g})'
     return {TEACHER: f'{name} (teacher)', ALONE: f'{name} alone',
             DISTILLED: f'{name} distilled'}[role]
 
   def row_keys(self) -> list[tuple[str, str]]:
     """(model, role) of every table row, in order."""
-    return [(self.teacher, TEACHER)] + [(s, role) for s in self.students
-                                        for role in (ALONE, DISTILLED)]
+    return [(self.teacher, TEACHER)] + [
+        (s, role) for s in self.students
+        for role in (ALONE,) + tuple(distilled_role(c) for c in self.feature_weights)]
+
+
+def distilled_role(feature_weight: float) -> str:
+  """The role of a student distilled with SKD feature weight c: ``'distilled'`` for
+  two-term KD (c = 0), ``'distilled-c<c>'`` otherwise."""
+  return DISTILLED if feature_weight == 0 else f'{DISTILLED}-c{feature_weight:g}'
+
+
+def feature_weight_of(role: str) -> float:
+  """The inverse of :func:`distilled_role`."""
+  return 0.0 if role == DISTILLED else float(role.removeprefix(f'{DISTILLED}-c'))
 
 
 def fraction_label(fraction: float) -> str:
@@ -366,14 +401,16 @@ def run(config: ClstConfig, workdir: Path | str, *,
                 validation=validation, on_epoch=on_epoch, checkpoint=checkpoint),
             teacher_logits)
         measure(name, state)
-        train_and_test(
-            name, DISTILLED,
-            lambda on_epoch, checkpoint: distill_lib.distill(
-                teacher, teacher_state.variables, student, split.train,
-                config.student_training, seed=student_seed, loss=config.distillation_loss,
-                validation=validation, on_epoch=on_epoch,
-                eval_batch_size=config.eval_batch_size, checkpoint=checkpoint),
-            teacher_logits)
+        for c in config.feature_weights:
+          train_and_test(
+              name, distilled_role(c),
+              lambda on_epoch, checkpoint, c=c: distill_lib.distill(
+                  teacher, teacher_state.variables, student, split.train,
+                  config.student_training, seed=student_seed,
+                  loss=config.distillation_loss(c), validation=validation,
+                  on_epoch=on_epoch, eval_batch_size=config.eval_batch_size,
+                  checkpoint=checkpoint),
+              teacher_logits)
 
   table = result_table(config, spec.name, data.origin['kind'], runs, complexity)
   results = {

@@ -274,7 +274,7 @@ def _clst(report_: _Report, results: dict) -> None:
                lambda p: plots.accuracy_per_snr(
                    _snr_series(runs, lambda r: label(r) if r['fraction'] == top else None),
                    path=p))
-  distilled = [r for r in runs if r['role'] == 'distilled' and r['fraction'] == top]
+  distilled = [r for r in runs if r['role'].startswith('distilled') and r['fraction'] == top]
   if distilled:
     report_.confusion(distilled[0], f'{label(distilled[0])} at {_rate(top)}', classes)
 

@@ -17,7 +17,8 @@ from experiments import common
 flags.DEFINE_string('dataset', 'rml2016.10a', 'rml2016.10a, rml2016.10b, rml2016.04c, '
                     'rml2018.01a or sig2019.')
 flags.DEFINE_enum('preset', 'quick', list(clst_experiment.PRESETS),
-                  'quick: minutes on a laptop CPU; paper: ClST Sec. IV (3 % and 5 %, Adam '
+                  'quick: minutes on a laptop CPU; study: the paper cut to fit a 2-core CPU '
+                  '(docs/results.md); paper: ClST Sec. IV (3 % and 5 %, Adam '
                   '0.01, batch 256, cosine decay, 100 epochs).')
 flags.DEFINE_list('fractions', None, 'Training fractions of the dataset, drawn per (class, '
                   'SNR) cell (paper: 0.03,0.05; quick: 0.05).')
@@ -36,6 +37,9 @@ flags.DEFINE_float('soft_weight', None, 'SKD weight of the T^2-scaled KL to the 
                    '(default 0.9; not given in the paper).')
 flags.DEFINE_float('temperature', None, 'SKD softmax temperature T (default 4; not given in '
                    'the paper).')
+flags.DEFINE_list('feature_weights', None, 'SKD feature-term weights c; each student is '
+                  'distilled once per value (0: two-term Hinton KD; quick: 0; paper and '
+                  'study: 0,1). Not given in the paper.')
 flags.DEFINE_string('eval_per_cell', None, "At most this many validation and test vectors "
                     "per (class, SNR) cell ('all' keeps the whole remainder; quick: 5).")
 flags.DEFINE_boolean('validate', None, 'Evaluate the validation set after every epoch '
@@ -51,13 +55,14 @@ flags.DEFINE_string('workdir', None, 'Run directory; default runs/clst/<dataset>
 FLAGS = flags.FLAGS
 _PARSERS = {
     'fractions': common.floats, 'seeds': common.ints, 'students': tuple,
+    'feature_weights': common.floats,
     'synthetic_per_cell': common.optional_int, 'eval_per_cell': common.optional_int,
 }
 OVERRIDABLE = ['dataset', 'data_dir', 'cache_dir', 'synthetic_per_cell', 'allow_synthetic',
                'drop_nonfinite',
                'fractions', 'teacher', 'students', 'seeds', 'epochs', 'teacher_epochs',
                'batch_size', 'learning_rate', 'hard_weight', 'soft_weight', 'temperature',
-               'eval_per_cell', 'validate', 'min_snr', 'inference_batch_size',
+               'feature_weights', 'eval_per_cell', 'validate', 'min_snr', 'inference_batch_size',
                'inference_repeats']
 
 

@@ -131,8 +131,12 @@ class KDCNN(nn.Module):
     _check_length('KDCNN', x, 2**(len(self.filters) - 1))
     return self.features(x, train)
 
+  def classify(self, features: jax.Array, *, train: bool = False) -> jax.Array:
+    """Logits (B, C) from ``embed``'s features: dropout (train mode) and the head."""
+    return self.head(self.dropout(features, deterministic=not train))
+
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-    return self.head(self.dropout(self.embed(x, train=train), deterministic=not train))
+    return self.classify(self.embed(x, train=train), train=train)
 
 
 class InvertedResidual(nn.Module):
@@ -223,5 +227,9 @@ class KDMobileNet(nn.Module):
     _check_length('KDMobileNet', x, max(strides, 1))
     return self.features(x, train)
 
+  def classify(self, features: jax.Array, *, train: bool = False) -> jax.Array:
+    """Logits (B, C) from ``embed``'s features: dropout (train mode) and the head."""
+    return self.head(self.dropout(features, deterministic=not train))
+
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-    return self.head(self.dropout(self.embed(x, train=train), deterministic=not train))
+    return self.classify(self.embed(x, train=train), train=train)

@@ -52,7 +52,8 @@ from amrjax.errors import AmrjaxError, ConfigError
 from amrjax.scoring import dynamics as dynamics_lib
 from amrjax.seeding import derive_seed
 from amrjax.train import batchnorm
-from amrjax.train.losses import CROSS_ENTROPY, Objective, cross_entropy, masked_mean
+from amrjax.train.losses import (CROSS_ENTROPY, FEATURES, Objective, cross_entropy,
+                                 masked_mean)
 from amrjax.train.state import TrainState, create_state
 
 
@@ -179,7 +180,9 @@ def train_step_fn(model: nn.Module, learning_rate: float, length: int,
   count, and the global gradient norm.
   """
   tx = optimizer(learning_rate, schedule, decay_steps)
-  mutable = ['batch_stats'] if batchnorm.has_batchnorm(model, length) else False
+  reads_features = getattr(objective, 'reads_features', False)
+  mutable = ((['batch_stats'] if batchnorm.has_batchnorm(model, length) else []) +
+             (['intermediates'] if reads_features else [])) or False
 
   def step(state: TrainState, x, y, mask, key, extra=None, dynamics=None, positions=None):
     dropout_key = jax.random.fold_in(key, state.step)
@@ -191,7 +194,10 @@ def train_step_fn(model: nn.Module, learning_rate: float, length: int,
       out = model.apply(variables, x, train=True, rngs={'dropout': dropout_key},
                         mutable=mutable)
       logits, updates = out if mutable else (out, {})
-      per_example = objective(logits, y, extra)
+      if reads_features:  # what the model sowed as ('intermediates', FEATURES)
+        per_example = objective(logits, y, extra, updates['intermediates'][FEATURES][0])
+      else:
+        per_example = objective(logits, y, extra)
       return masked_mean(per_example, mask), (per_example, logits, updates)
 
     (loss, (per_example, logits, updates)), grads = jax.value_and_grad(

@@ -6,7 +6,10 @@ the mask, and per-sample scores never depend on the batch they were computed in.
 An *objective* is what ``amrjax.train.fit`` minimises: a callable ``(logits (B, C), labels
 (B,), extra) -> (B,)``, where ``extra`` holds the batch rows of the per-sample targets
 given to ``fit`` (or None). Objectives are frozen dataclasses so that equal settings
-compare and hash equal and share one compiled train step.
+compare and hash equal and share one compiled train step. An objective whose
+``reads_features`` is true is called with a fourth argument: the (B, D) array the model
+sowed in train mode as ``self.sow('intermediates', FEATURES, ...)`` (a feature-distillation
+term, ``amrjax.distill``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ import jax.numpy as jnp
 import optax
 
 from amrjax.errors import ConfigError
+
+
+FEATURES = 'features'
+"""The ``'intermediates'`` name under which a model sows what a feature-reading objective
+gets (``reads_features``)."""
 
 
 class Objective(Protocol):

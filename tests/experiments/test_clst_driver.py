@@ -32,7 +32,8 @@ def test_driver_smoke(tiny_spec, tmp_path, capsys):
           f'--data_dir={tmp_path}', '--synthetic_per_cell=all', '--fractions=0.25',
           '--teacher=cnn1d', '--students=kd-cnn', '--epochs=2', '--teacher_epochs=1',
           '--batch_size=32', '--eval_per_cell=4', '--seeds=3', '--temperature=2',
-          '--inference_batch_size=16', '--inference_repeats=2', f'--workdir={workdir}']
+          '--inference_batch_size=16', '--inference_repeats=2', '--feature_weights=0,1',
+          f'--workdir={workdir}']
   with flagsaver.flagsaver():
     flags.FLAGS(argv)
     driver.main([])
@@ -43,21 +44,23 @@ def test_driver_smoke(tiny_spec, tmp_path, capsys):
   assert config['fractions'] == [0.25] and config['students'] == ['kd_cnn']
   assert config['temperature'] == 2 and config['hard_weight'] == 0.1  # default kept
   assert config['preset'] == 'quick' and config['schedule'] == 'cosine'
-  assert config['teacher'] == 'cnn1d'
+  assert config['teacher'] == 'cnn1d' and config['feature_weights'] == [0.0, 1.0]
 
   results = json.loads((workdir / 'results.json').read_text())
   rows = results['table']['rows']
-  assert list(rows) == ['1D-CNN (teacher)', 'KD-CNN alone', 'KD-CNN distilled']
+  assert list(rows) == ['1D-CNN (teacher)', 'KD-CNN alone', 'KD-CNN distilled',
+                        'KD-CNN distilled (SKD, feature weight 1)']
   assert all(len(cells['25%']) == 1 for cells in rows.values())
   # 4 classes x 3 SNRs x 40 per cell: 10 per cell to train, 4 + 4 per cell held out.
   assert results['splits']['3-0.25'] == {'train': 120, 'validation': 48, 'test': 48}
   runs = results['runs']
   assert [(r['model'], r['role']) for r in runs] == [
-      ('cnn1d', 'teacher'), ('kd_cnn', 'alone'), ('kd_cnn', 'distilled')]
+      ('cnn1d', 'teacher'), ('kd_cnn', 'alone'), ('kd_cnn', 'distilled'),
+      ('kd_cnn', 'distilled-c1')]
   for run in runs:
     assert 0 <= run['test']['accuracy'] <= 1 and run['test']['count'] == 48
     assert run['epochs'] == (1 if run['role'] == 'teacher' else 2)
-  assert 0 <= runs[2]['teacher_agreement'] <= 1
+  assert all(0 <= r['teacher_agreement'] <= 1 for r in runs[2:])
   assert results['models']['kd_cnn']['params'] == 29_259 - 7 * 65  # C = 4, not 11
   for model in results['models'].values():
     assert model['inference']['microseconds_per_sample'] > 0
@@ -72,17 +75,19 @@ def test_driver_smoke(tiny_spec, tmp_path, capsys):
   assert f'{100 * runs[0]["test"]["accuracy"]:.2f}' in teacher_row
   distilled_row = next(l for l in out.splitlines() if l.startswith('KD-CNN distilled'))
   assert '28,804' in distilled_row
+  skd_row = next(l for l in out.splitlines() if l.startswith('KD-CNN distilled (SKD'))
+  assert '28,804' in skd_row  # the bare student: the hint projection is not kept
 
   lines = (workdir / 'runs.jsonl').read_text().splitlines()
   records = [json.loads(line) for line in lines]
-  assert [r['record'] for r in records].count('accuracy') == 3
+  assert [r['record'] for r in records].count('accuracy') == 4
   assert [r['model'] for r in records if r['record'] == 'complexity'] == ['cnn1d', 'kd_cnn']
   metrics = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
-  assert len(metrics) == 1 + 2 + 2  # one line per epoch trained
+  assert len(metrics) == 1 + 2 + 2 + 2  # one line per epoch trained
   assert not (workdir / 'checkpoints').exists()  # removed once results.json is written
   assert_report(workdir, ['accuracy_vs_fraction', 'accuracy_per_snr', 'confusion'])
 
-  # As if killed before the distilled student's result: the same command resumes, reads
+  # As if killed before the distilled students' results: the same command resumes, reads
   # the first results back, and gives the same table.
   (workdir / 'results.json').unlink()
   (workdir / 'runs.jsonl').write_text(''.join(l + '\n' for l in lines[:4]))
@@ -93,7 +98,7 @@ def test_driver_smoke(tiny_spec, tmp_path, capsys):
   assert [r['test'] for r in resumed['runs']] == [r['test'] for r in runs]
   assert resumed['models'] == results['models']  # the timings read back, not remeasured
   records = [json.loads(l) for l in (workdir / 'runs.jsonl').read_text().splitlines()]
-  assert [r['record'] for r in records].count('accuracy') == 3
+  assert [r['record'] for r in records].count('accuracy') == 4
 
 
 def test_bad_fraction_is_one_line(tmp_path):
@@ -114,7 +119,21 @@ def test_presets_and_settings():
   assert paper.students == ('kd_cnn', 'kd_mobilenet') and paper.seeds == (1, 2)
   quick = clst_experiment.ClstConfig.from_preset('quick', students=('KD-MobileNet',))
   assert quick.students == ('kd_mobilenet',) and quick.teacher == 'clst'
-  assert quick.distillation_loss.temperature == 4.0
+  assert quick.distillation_loss(0.0).temperature == 4.0 and quick.feature_weights == (0.0,)
+  assert paper.feature_weights == (0.0, 1.0)
+  study = clst_experiment.ClstConfig.from_preset('study')
+  assert study.fractions == paper.fractions and study.batch_size == paper.batch_size
+  assert study.learning_rate == paper.learning_rate and study.synthetic_per_cell is None
+  assert study.epochs == study.teacher_epochs == 30 and study.eval_per_cell == 100
+  assert study.feature_weights == (0.0, 1.0)
+  assert study.row_keys()[1:4] == [('kd_cnn', 'alone'), ('kd_cnn', 'distilled'),
+                                   ('kd_cnn', 'distilled-c1')]
+  assert clst_experiment.feature_weight_of('distilled-c0.5') == 0.5
+  assert clst_experiment.feature_weight_of(clst_experiment.distilled_role(0.0)) == 0.0
+  with pytest.raises(ConfigError, match='distinct feature weights'):
+    clst_experiment.ClstConfig(feature_weights=(1.0, 1))
+  with pytest.raises(ConfigError, match='must be non-negative'):
+    clst_experiment.ClstConfig(feature_weights=(-1.0,))
   with pytest.raises(ConfigError, match='unknown preset'):
     clst_experiment.ClstConfig.from_preset('huge')
   with pytest.raises(ConfigError, match='unknown ClST setting'):
