@@ -58,7 +58,12 @@ reference a coreset approximates, FoQuS Eq. 1); listed with the methods to inclu
 # 1,408-vector run tested at chance (CNN1D's BatchNorm statistics lag its weights after 36
 # steps); the 1 % coresets (35 vectors, 80 steps) still do. 'paper' is FoQuS Sec. IV-B:
 # CNN1D and CNN2D, 50 evaluation epochs, 3 repeats. The selection epochs T are not given in
-# the paper; 20 is our choice (DUSE's scorer epochs).
+# the paper; 20 is our choice (DUSE's scorer epochs). 'study' is 'paper' cut to fit about
+# two hours per table on a 2-core CPU (docs/results.md): the paper's data scale (all 44,000
+# stand-in vectors above 10 dB: 35,200 train / 8,800 test), one seed, CNN1D -> CNN1D, and
+# seven of the eleven rows: FoQuS, Uniform, Herding, Forgetting, and the paper's three best
+# other CNN1D baselines on RML2016.10a (CD, GraNd, k-Center Greedy). Each method costs about
+# 9,150 evaluation steps over the five rates, about 9 minutes on one AVX-512 core.
 PRESETS: dict[str, dict] = {
     'quick': dict(rates=(0.01, 0.05, 0.1, 0.2, 0.3), seeds=(0,), selection_models=('cnn1d',),
                   selection_epochs=8, eval_epochs=40, batch_size=32, max_per_cell=100,
@@ -66,6 +71,11 @@ PRESETS: dict[str, dict] = {
     'paper': dict(rates=(0.01, 0.05, 0.1, 0.2, 0.3), seeds=(0, 1, 2),
                   selection_models=('cnn1d', 'cnn2d'), selection_epochs=20, eval_epochs=50,
                   batch_size=128, max_per_cell=None, synthetic_per_cell=None),
+    'study': dict(rates=(0.01, 0.05, 0.1, 0.2, 0.3), seeds=(0,), selection_models=('cnn1d',),
+                  selection_epochs=20, eval_epochs=50, batch_size=128, max_per_cell=None,
+                  synthetic_per_cell=None,
+                  methods=('uniform', 'cd', 'forgetting', 'grand', 'herding', 'kcenter',
+                           'foqus')),
 }
 
 

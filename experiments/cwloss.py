@@ -17,7 +17,8 @@ from experiments import common
 flags.DEFINE_string('dataset', 'rml2016.10a', 'rml2016.10a (AFNet), rml2016.10b, '
                     'rml2016.04c, rml2018.01a or sig2019.')
 flags.DEFINE_enum('preset', 'quick', list(cwloss_experiment.PRESETS),
-                  'quick: minutes on a laptop CPU; paper: AFNet Sec. IV.')
+                  'quick: minutes on a laptop CPU; paper: AFNet Sec. IV; study: the paper cut '
+                  'to fit a 2-core CPU (docs/results.md).')
 flags.DEFINE_list('tables', None, 'Which tables to run: table1 (k sweep on the weight '
                   'model), table2 (other models with its weights). Default both.')
 flags.DEFINE_list('ks', None, 'k values of the top-k entropy for Table I (paper: 2,3,4).')

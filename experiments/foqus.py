@@ -18,7 +18,8 @@ from experiments import common
 flags.DEFINE_string('dataset', 'rml2016.10a', 'rml2016.10a, sig2019 or rml2018.01a (FoQuS); '
                     'any registered dataset works.')
 flags.DEFINE_enum('preset', 'quick', list(coreset_experiment.PRESETS),
-                  'quick: minutes on a laptop CPU; paper: FoQuS Sec. IV-B.')
+                  'quick: minutes on a laptop CPU; paper: FoQuS Sec. IV-B; study: the paper cut '
+                  'to fit a 2-core CPU (docs/results.md).')
 flags.DEFINE_list('rates', None, 'Coreset rates as fractions (paper: 0.01,0.05,0.1,0.2,0.3).')
 flags.DEFINE_list('seeds', None, 'Seeds (paper: 3 repeats).')
 flags.DEFINE_list('selection_models', None, 'Models that select (paper: cnn1d,cnn2d).')

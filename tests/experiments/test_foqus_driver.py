@@ -65,6 +65,19 @@ def test_coresets_are_selected_trained_on_and_tabulated(tiny_spec, tmp_path):
   assert metrics.read_text().count('"phase": "evaluation"') == evaluations  # none retrained
 
 
+def test_study_preset_is_the_paper_scale_cut_to_seven_methods_and_one_seed():
+  study = coreset_experiment.CoresetConfig.from_preset('study')
+  paper = coreset_experiment.CoresetConfig.from_preset('paper')
+  for field in ('rates', 'selection_epochs', 'eval_epochs', 'batch_size', 'max_per_cell',
+                'synthetic_per_cell', 'min_snr'):
+    assert getattr(study, field) == getattr(paper, field), field
+  assert study.seeds == (0,) and study.selection_models == ('cnn1d',)
+  assert set(study.methods) == {'foqus', 'uniform', 'herding', 'forgetting', 'cd', 'grand',
+                                'kcenter'}
+  ablation = coreset_experiment.CoresetConfig.from_preset('study', ablation=True)
+  assert len(ablation.methods) == 7 and 'foqus' in ablation.methods  # Table V's rows
+
+
 def test_settings_are_checked_before_any_training():
   with pytest.raises(ConfigError, match='at least 2 selection epochs'):
     coreset_experiment.CoresetConfig(selection_epochs=1)
