@@ -14,6 +14,7 @@ import ast
 import sys
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from absl import flags, logging
 
@@ -133,3 +134,18 @@ def run_reporting_errors(main: Callable[[], None]) -> None:
   except AmrjaxError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
+
+
+def run_study(study, run: Callable, workdir: str, names: list[str]) -> None:
+  """The body of a study driver (``experiments.duse_study``, ``experiments.foqus_study``):
+  runs (or resumes) the named runs of ``study.RUNS`` in order, each with ``run(config,
+  folder)`` in ``<workdir>/<name>``, then prints ``study.report(workdir)``. ``names`` may
+  be ``['all']``; every name and configuration is checked before the first run starts."""
+  names = list(study.RUNS) if names == ['all'] else names
+  data_flags = explicit_flags(['data_dir', 'cache_dir', 'allow_synthetic'])
+  configs = {name: study.config_of(name, **data_flags) for name in names}
+  for name, config in configs.items():
+    run(config, Path(workdir) / name, log=log, write_report=flags.FLAGS.report)
+  if not Path(workdir).is_dir():
+    raise ConfigError(f'no study folder {workdir}; run some of it first with --run')
+  print(study.report(workdir))

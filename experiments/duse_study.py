@@ -12,12 +12,9 @@ and the protocol comparison beside the paper's numbers (docs/results.md).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from absl import app, flags
 
 from amrjax import duse_experiment, duse_study
-from amrjax.errors import ConfigError
 from experiments import common
 
 flags.DEFINE_string('workdir', 'runs/duse-study', 'The study folder: one run directory per '
@@ -31,15 +28,7 @@ def main(argv):
   del argv
 
   def body():
-    names = list(duse_study.RUNS) if FLAGS.run == ['all'] else FLAGS.run
-    data_flags = common.explicit_flags(['data_dir', 'cache_dir', 'allow_synthetic'])
-    configs = {name: duse_study.config_of(name, **data_flags) for name in names}  # all checked
-    for name, config in configs.items():
-      duse_experiment.run(config, Path(FLAGS.workdir) / name, log=common.log,
-                          write_report=FLAGS.report)
-    if not Path(FLAGS.workdir).is_dir():
-      raise ConfigError(f'no study folder {FLAGS.workdir}; run some of it first with --run')
-    print(duse_study.report(FLAGS.workdir))
+    common.run_study(duse_study, duse_experiment.run, FLAGS.workdir, FLAGS.run)
 
   common.run_reporting_errors(body)
 

@@ -1,0 +1,37 @@
+r"""The FoQuS study at the paper's data scale: run its named runs, print its tables.
+
+  python -m experiments.foqus_study --run=table1,table5   # about an hour each, resumable
+  python -m experiments.foqus_study                       # the tables so far
+
+Each named run (``amrjax.foqus_study.RUNS``) is ``experiments.foqus --preset=study
+--dataset=rml2016.10a`` with a few settings changed, in its own run directory
+``<workdir>/<name>``; a killed run resumes when started again. Without ``--run`` the
+command only reads the run directories (finished or not) and prints Tables I, IV and V and
+the tier-share comparison beside the paper's numbers (docs/results.md).
+"""
+
+from __future__ import annotations
+
+from absl import app, flags
+
+from amrjax import coreset_experiment, foqus_study
+from experiments import common
+
+flags.DEFINE_string('workdir', 'runs/foqus-study', 'The study folder: one run directory per '
+                    'named run.')
+flags.DEFINE_list('run', [], 'Named runs to run (or resume) first, in order, or "all": '
+                  + ', '.join(foqus_study.RUNS) + '.')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+
+  def body():
+    common.run_study(foqus_study, coreset_experiment.run, FLAGS.workdir, FLAGS.run)
+
+  common.run_reporting_errors(body)
+
+
+if __name__ == '__main__':
+  app.run(main)
