@@ -61,15 +61,16 @@ CE, CW = 'ce', 'cw'
 # one AVX-512 core, so one epoch of the full 158,400 training vectors takes about 6 minutes
 # and an early-stopped training hours. It keeps every SNR and the paper's optimiser and
 # batch, and cuts the data to 200 vectors per (class, SNR) cell (44,000 vectors, a fifth
-# of the file: 31,680 train / 3,520 validation / 8,800 test), the epochs to at most 40 with
-# patience 8, the seeds to one, and Table II to the two cheapest of its four models
+# of the file: 31,680 train / 3,520 validation / 8,800 test), the epochs to at most 30 with
+# patience 6 (an AFNet epoch takes about 75 s, so Table I's four trainings take at most
+# about 2.5 hours), the seeds to one, and Table II to the two cheapest of its four models
 # (IC-AMCNet, LSTM2; ResNet trains about 4 times slower than AFNet here).
 PRESETS: dict[str, dict] = {
     'quick': dict(seeds=(0,), epochs=3, patience=2, batch_size=32, synthetic_per_cell=10,
                   max_per_cell=None, eval_batch_size=256),
     'paper': dict(seeds=(0, 1, 2), epochs=300, patience=15, batch_size=512,
                   synthetic_per_cell=None, max_per_cell=None, eval_batch_size=1024),
-    'study': dict(seeds=(0,), epochs=40, patience=8, batch_size=512, synthetic_per_cell=None,
+    'study': dict(seeds=(0,), epochs=30, patience=6, batch_size=512, synthetic_per_cell=None,
                   max_per_cell=200, eval_batch_size=1024, models=('icamcnet', 'lstm2')),
 }
 

@@ -153,7 +153,7 @@ def test_presets_and_overrides():
   assert (study.batch_size, study.learning_rate, study.min_snr) == (512, 1e-3, None)
   assert study.max_per_cell == 200 and study.synthetic_per_cell is None  # the full file, cut
   assert study.ks == (2, 3, 4) and study.models == ('icamcnet', 'lstm2')
-  assert study.seeds == (0,) and (study.epochs, study.patience) == (40, 8)
+  assert study.seeds == (0,) and (study.epochs, study.patience) == (30, 6)
   assert cwloss_experiment.CwLossConfig(models=('IC-AMCNet', 'lstm')).models == (
       'icamcnet', 'lstm2')
   with pytest.raises(ConfigError, match='unknown preset'):
