@@ -29,6 +29,9 @@ SETTINGS = ((128, 11), (1024, 24))
 
 REPORTED = {
     'cnn2d': ('2,830,427 (Keras VT-CNN2, L = 128, C = 11; radioML examples notebook)', 128),
+    'iqformer': ('none found (paper text not available); the authors\' PyTorch code '
+                 '(WestdoorSad/IQFormer) builds 355,049 at L = 128, C = 11, by our count '
+                 '(`amrjax/models/iqformer.py`)', 128),
 }
 """Parameter counts published for the original models, with the length they hold for."""
 

@@ -22,6 +22,7 @@ from amrjax.models.clst import ClST
 from amrjax.models.cnn1d import CNN1D
 from amrjax.models.cnn2d import CNN2D
 from amrjax.models.icamcnet import ICAMCNet
+from amrjax.models.iqformer import IQFormer, for_length as _iqformer_for_length
 from amrjax.models.kd import KDCNN, KDMobileNet
 from amrjax.models.mcldnn import MCLDNN
 from amrjax.models.recurrent import GRU2, LSTM2
@@ -62,6 +63,7 @@ register('mcldnn', lambda num_classes, length: MCLDNN(num_classes), label='MCLDN
 register('afnet', lambda num_classes, length: AFNet(num_classes), aliases=('af-net',),
          label='AFNet')
 register('clst', lambda num_classes, length: ClST(num_classes), label='ClST')
+register('iqformer', _iqformer_for_length, aliases=('iq-former',), label='IQFormer')
 register('kd_cnn', lambda num_classes, length: KDCNN(num_classes), aliases=('kd-cnn', 'kdcnn'),
          label='KD-CNN')
 register('kd_mobilenet', lambda num_classes, length: KDMobileNet(num_classes),
@@ -100,6 +102,6 @@ def parameter_count(variables) -> int:
   return sum(int(np.prod(np.shape(p))) for p in jax.tree.leaves(params))
 
 
-__all__ = ['AFNet', 'AlexNet', 'CLDNN', 'ClST', 'CNN1D', 'CNN2D', 'GRU2', 'ICAMCNet', 'KDCNN',
-           'KDMobileNet', 'LSTM2', 'MCLDNN', 'ResNet', 'SigNet', 'canonical_name', 'get', 'label',
-           'names', 'parameter_count', 'register']
+__all__ = ['AFNet', 'AlexNet', 'CLDNN', 'ClST', 'CNN1D', 'CNN2D', 'GRU2', 'ICAMCNet', 'IQFormer',
+           'KDCNN', 'KDMobileNet', 'LSTM2', 'MCLDNN', 'ResNet', 'SigNet', 'canonical_name', 'get',
+           'label', 'names', 'parameter_count', 'register']

@@ -60,7 +60,8 @@ def data():
 
 
 def test_every_model_known_to_use_batchnorm_is_checked():
-  assert {'cnn1d', 'signet', 'afnet', 'clst', 'kd_cnn', 'kd_mobilenet'} <= set(BATCHNORM_MODELS)
+  assert {'cnn1d', 'signet', 'afnet', 'clst', 'iqformer', 'kd_cnn',
+          'kd_mobilenet'} <= set(BATCHNORM_MODELS)
   assert 'cnn2d' not in BATCHNORM_MODELS
 
 

@@ -98,7 +98,7 @@ def test_unknown_model_and_short_signals():
 def test_every_registered_model_meets_the_selection_contract(name):
   """The scorers' view of every model: embeddings (B, D) under a Dense head (D, C).
 
-  Traced, not compiled (compiling all 14 models took minutes); each family's own test checks
+  Traced, not compiled (compiling all 15 models took minutes); each family's own test checks
   numerically that eval-mode logits equal head(embed(x)).
   """
   from amrjax.scoring import features
