@@ -42,7 +42,7 @@ def test_tables_put_ours_beside_the_paper_and_keep_tier_shares_apart(tmp_path):
          [(foqus_study.cx.FULL, None, 0, 0.90)])  # the full set is not a table row
   _write(tmp_path, 'tiers-top', [('foqus', r, 0, 0.40) for r in rates])
   _write(tmp_path, 'table5', [('foqus:quality', 0.01, 0, 0.33), ('foqus', 0.01, 0, 0.52)])
-  _write(tmp_path, 'table4', [('foqus', 0.01, 0, 0.44)], eval_model='signet')
+  _write(tmp_path, 'table4-signet', [('foqus', 0.01, 0, 0.44)], eval_model='signet')
   # Another evaluation length: named, not mixed in.
   _write(tmp_path, 'tiers-thirds', [('foqus', 0.01, 0, 0.99)], eval_epochs=5)
   # The same cell measured twice must agree: Table V's FoQuS at 1 % is Table I's.
