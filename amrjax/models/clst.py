@@ -73,6 +73,10 @@ Choices the paper leaves open (as far as the summary tells):
   normalisation of RML2016) does not reach the attention logits. In a 400-step probe (Adam
   1e-3, batch 64, 6 synthetic classes at 10 dB, 2,000 unit-power training vectors of
   L = 128) ClST reached 0.59 test accuracy (KD-CNN 0.57-0.61).
+- the depthwise convolutions are ``layers.DepthwiseConv1D``, sums of shifted products with
+  the parameters of the grouped ``nn.Conv`` they replaced: on this project's CPU a training
+  step at batch 256, L = 128 is 1.6-1.7x and inference 2.7-3.1x faster than with XLA's
+  grouped convolution (``layers``).
 - L must be at least 2^4 = 16: one input sample per last-stage token (the strided layers
   pad, so shorter inputs would run on padding).
 """
@@ -86,7 +90,7 @@ import jax
 import jax.numpy as jnp
 
 from amrjax.errors import ConfigError
-from amrjax.models.layers import KERAS_INIT, RELU_INIT, Dropout
+from amrjax.models.layers import KERAS_INIT, RELU_INIT, DepthwiseConv1D, Dropout
 
 NUM_STAGES = 4
 MIN_LENGTH = 2**NUM_STAGES
@@ -142,10 +146,9 @@ class ConvProjection(nn.Module):
   reduction: int = 4
 
   def _project(self, x, stride, train, name):
-    channels = x.shape[-1]
     pad = self.kernel_size // 2
-    h = nn.Conv(channels, (self.kernel_size,), strides=(stride,), padding=((pad, pad),),
-                feature_group_count=channels, use_bias=False, name=f'{name}_depthwise')(x)
+    h = DepthwiseConv1D(self.kernel_size, strides=stride, padding=(pad, pad),
+                        name=f'{name}_depthwise')(x)
     h = nn.BatchNorm(use_running_average=not train, momentum=BATCHNORM_MOMENTUM,
                      name=f'{name}_bn')(h)
     return nn.Dense(self.features, kernel_init=KERAS_INIT, name=f'{name}_pointwise')(h)

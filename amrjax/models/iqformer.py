@@ -97,8 +97,8 @@ Choices the code leaves open, and where we differ from it:
   timm's does, and draws from the 'dropout' rng; dropout is ``layers.Dropout``.
 - No positional encoding: the code has none (the LSTM and convolutions carry order).
 - No minimum length: the STFT pads its boundary, so any L >= 1 runs.
-- The depthwise convolutions are sums of shifted products (``DepthwiseConv1D``, the same
-  function and parameters as a grouped ``nn.Conv``), for CPU speed: with XLA's grouped
+- The depthwise convolutions are sums of shifted products (``layers.DepthwiseConv1D``, the
+  same function and parameters as a grouped ``nn.Conv``), for CPU speed: with XLA's grouped
   convolution one Adam step at batch 128, L = 128 took 3.5 s on one core of this project's
   2-core machine (shared with another job), with the shifted sums 2.5 s. The rest is the
   arithmetic: ~92 MFLOPs per sample forward, all 128 steps kept through seven blocks.
@@ -106,8 +106,7 @@ Choices the code leaves open, and where we differ from it:
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -116,7 +115,7 @@ import numpy as np
 from jax import lax
 
 from amrjax.errors import ConfigError
-from amrjax.models.layers import Dropout
+from amrjax.models.layers import DepthwiseConv1D, Dropout
 
 BATCHNORM_MOMENTUM = 0.9
 TRUNC_INIT = nn.initializers.truncated_normal(0.02)
@@ -231,34 +230,6 @@ class DropPath(nn.Module):
     return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))
 
 
-class DepthwiseConv1D(nn.Module):
-  """Depthwise 1-D convolution, stride 1, zero 'same' padding, no bias, written as a sum of
-  shifted products. (B, N, C) -> (B, N, C).
-
-  Same function and parameter ('kernel', (kernel_size, 1, C)) as ``nn.Conv(C, (k,),
-  feature_group_count=C, use_bias=False)``, but XLA's CPU backend ran the grouped
-  convolution's forward and backward pass 2.6x slower (187 ms against 72 ms at
-  (128, 128, 64), kernel 3, on this project's 2-core machine); IQFormer has seven.
-
-  Attributes:
-    kernel_size: odd kernel length.
-    kernel_init: initialiser of the (kernel_size, 1, C) kernel.
-  """
-
-  kernel_size: int = 3
-  kernel_init: Callable = nn.initializers.lecun_normal()
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    channels, length = x.shape[-1], x.shape[-2]
-    kernel = self.param('kernel', self.kernel_init, (self.kernel_size, 1, channels))
-    kernel = kernel.astype(x.dtype)
-    pad = self.kernel_size // 2
-    padded = jnp.pad(x, ((0, 0), (pad, self.kernel_size - 1 - pad), (0, 0)))
-    taps = [padded[:, k:k + length, :] * kernel[k, 0] for k in range(self.kernel_size)]
-    return functools.reduce(jnp.add, taps)
-
-
 class ConvEncoder(nn.Module):
   """x + s * Dense(GELU(Dense(BatchNorm(depthwise conv(x))))). (B, N, d) -> (B, N, d).
 
@@ -275,7 +246,7 @@ class ConvEncoder(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
     dim = x.shape[-1]
-    h = DepthwiseConv1D(self.kernel_size, BN_FED_INIT, name='depthwise')(x)
+    h = DepthwiseConv1D(self.kernel_size, kernel_init=BN_FED_INIT, name='depthwise')(x)
     h = _batchnorm(train, 'norm')(h)
     h = _gelu(nn.Dense(self.hidden, kernel_init=TRUNC_INIT, name='pointwise_in')(h))
     h = nn.Dense(dim, kernel_init=TRUNC_INIT, name='pointwise_out')(h)

@@ -46,6 +46,10 @@ MobileNetV2's 6 and a last width of 128 instead of 1280 to keep the student smal
 average pooling; dropout 0.2 before the head (torchvision's MobileNetV2 classifier uses the
 same). Initialisers: He-normal for the convolutions (every one is followed by BatchNorm,
 so the input scale does not matter) and Glorot-uniform for the Dense layers, zero biases.
+The depthwise convolutions are ``layers.DepthwiseConv1D`` (sums of shifted products, the
+parameters of the grouped ``nn.Conv`` they replaced): on this project's CPU KD-MobileNet's
+training step at batch 256, L = 128 is 3.6-4.0x and its inference 15-17x faster than with
+XLA's grouped convolution (``layers``).
 Both train from scratch with Adam 1e-3 on unit-power inputs: in a 400-step probe (6
 synthetic classes at 10 dB, 2,000 training vectors of L = 128, batch 64) KD-CNN reached
 0.57-0.61 test accuracy and KD-MobileNet 0.39 (0.99 on its training vectors: without a
@@ -61,7 +65,7 @@ import jax
 import jax.numpy as jnp
 
 from amrjax.errors import ConfigError
-from amrjax.models.layers import KERAS_INIT, RELU_INIT, Dropout
+from amrjax.models.layers import KERAS_INIT, RELU_INIT, DepthwiseConv1D, Dropout
 
 BATCHNORM_MOMENTUM = 0.9
 
@@ -80,10 +84,17 @@ def _check_length(name: str, x: jax.Array, minimum: int) -> None:
     raise ConfigError(f'{name} needs signals of at least {minimum} samples, got {x.shape[-1]}')
 
 
-def _conv_bn(x, features, kernel, train, *, stride=1, groups=1):
+def _conv_bn(x, features, kernel, train, *, stride=1, depthwise=False, name=None):
+  """Conv1D (no bias) -> BatchNorm; ``depthwise``: one kernel per channel (features must be
+  the input width), as ``layers.DepthwiseConv1D``. ``name`` names the convolution."""
   pad = kernel // 2
-  x = nn.Conv(features, (kernel,), strides=(stride,), padding=((pad, pad),),
-              feature_group_count=groups, use_bias=False, kernel_init=RELU_INIT)(x)
+  if depthwise:
+    conv = DepthwiseConv1D(kernel, strides=stride, padding=(pad, pad), kernel_init=RELU_INIT,
+                           name=name)
+  else:
+    conv = nn.Conv(features, (kernel,), strides=(stride,), padding=((pad, pad),),
+                   use_bias=False, kernel_init=RELU_INIT, name=name)
+  x = conv(x)
   return nn.BatchNorm(use_running_average=not train, momentum=BATCHNORM_MOMENTUM)(x)
 
 
@@ -158,12 +169,16 @@ class InvertedResidual(nn.Module):
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
     channels = x.shape[-1]
     hidden = channels * self.expansion
+    # The convolutions keep the names Flax gave them when all three were nn.Conv (Conv_0,
+    # Conv_1, Conv_2; Conv_0, Conv_1 without expansion), so parameter trees and the initial
+    # values drawn from a seed are unchanged.
+    names = (f'Conv_{i}' for i in range(3))
     h = x
     if self.expansion != 1:
-      h = nn.relu6(_conv_bn(h, hidden, 1, train))
+      h = nn.relu6(_conv_bn(h, hidden, 1, train, name=next(names)))
     h = nn.relu6(_conv_bn(h, hidden, self.kernel_size, train, stride=self.stride,
-                          groups=hidden))
-    h = _conv_bn(h, self.features, 1, train)
+                          depthwise=True, name=next(names)))
+    h = _conv_bn(h, self.features, 1, train, name=next(names))
     if self.stride == 1 and channels == self.features:
       h = h + x
     return h

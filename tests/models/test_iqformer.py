@@ -1,4 +1,3 @@
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -6,8 +5,8 @@ import pytest
 
 from amrjax import models
 from amrjax.errors import ConfigError
-from amrjax.models.iqformer import (AdditiveAttention, DepthwiseConv1D, IQFormer,
-                                    blackman_window, for_length, stft)
+from amrjax.models.iqformer import (AdditiveAttention, IQFormer, blackman_window, for_length,
+                                    stft)
 from tests.models import zoo_checks
 
 # Everything runs jitted (one compile per shape); the 'rbg' key only changes the random bits
@@ -148,20 +147,6 @@ def test_the_model_feeds_the_real_part_of_the_stft_of_i(iqformer11):
   spec = jax.jit(lambda v, x: model.apply(v, x, method='spectrum'))(variables, x)
   for b in range(2):
     np.testing.assert_allclose(spec[b], _stft_reference(np.asarray(x[b, 0])).real, atol=1e-5)
-
-
-@pytest.mark.parametrize('kernel_size', [3, 5])
-def test_depthwise_conv_equals_a_grouped_flax_conv(kernel_size):
-  x = _normal(2, 11, 6, seed=0)
-  ours = DepthwiseConv1D(kernel_size)
-  variables = jax.jit(ours.init)(jax.random.key(1), x)
-  pad = kernel_size // 2
-  flax_conv = nn.Conv(6, (kernel_size,), padding=((pad, pad),), feature_group_count=6,
-                      use_bias=False)
-  assert jax.tree.map(jnp.shape, variables) == jax.tree.map(
-      jnp.shape, jax.eval_shape(flax_conv.init, jax.random.key(1), x))
-  np.testing.assert_allclose(jax.jit(ours.apply)(variables, x),
-                             jax.jit(flax_conv.apply)(variables, x), rtol=1e-5, atol=1e-6)
 
 
 def test_additive_attention_is_permutation_equivariant():

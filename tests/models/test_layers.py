@@ -1,10 +1,15 @@
+import hashlib
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import traverse_util
 
-from amrjax.models.layers import Conv2D, Dropout, conv2d_matmul_kernel_grad
+from amrjax import models
+from amrjax.errors import ConfigError
+from amrjax.models.layers import Conv2D, DepthwiseConv1D, Dropout, conv2d_matmul_kernel_grad
 
 
 def _reference(x, k, padding):
@@ -52,3 +57,90 @@ def test_dropout_keeps_the_expected_fraction_and_the_mean():
   assert not np.array_equal(np.asarray(y), np.asarray(other))
   assert float(jnp.abs(Dropout(1.0).apply({}, x, deterministic=False,
                                           rngs={'dropout': jax.random.key(0)})).sum()) == 0
+
+
+_DEPTHWISE_CASES = [(length, use_bias, padding) for length in (15, 16)
+                    for use_bias in (False, True)
+                    for padding in ('SAME', 'VALID', 'same-int', (2, 0))]
+
+
+def _grouped_and_shifted(kernel_size, stride, channels=6):
+  """For every case (odd and even length, with and without bias, four paddings): both
+  layers' initial variables from one key, and their outputs and input/parameter gradients
+  on the same parameters. One jitted program per (kernel_size, stride)."""
+
+  @jax.jit
+  def run(key):
+    out = []
+    for length, use_bias, padding in _DEPTHWISE_CASES:
+      if padding == 'same-int':  # the explicit (k // 2, k // 2) of ClST and KD-MobileNet
+        padding = (kernel_size // 2, kernel_size // 2)
+      x = jnp.asarray(np.random.default_rng(length).standard_normal((2, length, channels)),
+                      jnp.float32)
+      ours = DepthwiseConv1D(kernel_size, strides=stride, padding=padding, use_bias=use_bias)
+      flax_padding = padding if isinstance(padding, str) else (tuple(padding),)
+      theirs = nn.Conv(channels, (kernel_size,), strides=(stride,), padding=flax_padding,
+                       feature_group_count=channels, use_bias=use_bias)
+      ours_init, theirs_init = ours.init(key, x), theirs.init(key, x)
+      params = dict(ours_init['params'])
+      if use_bias:  # a non-zero bias, so that adding it is checked too
+        params['bias'] = jax.random.normal(jax.random.fold_in(key, 1), params['bias'].shape)
+      results = []
+      for layer in (ours, theirs):
+        y, vjp = jax.vjp(layer.apply, {'params': params}, x)
+        g = jnp.cos(jnp.arange(y.size, dtype=y.dtype)).reshape(y.shape)  # a fixed cotangent
+        results.append((y, vjp(g)))
+      out.append((ours_init, theirs_init, results))
+    return out
+
+  return run(jax.random.key(0, impl='rbg'))
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+@pytest.mark.parametrize('kernel_size', [1, 2, 3, 5])
+def test_depthwise_conv_equals_a_grouped_flax_conv(kernel_size, stride):
+  for case, (ours_init, flax_init, results) in zip(_DEPTHWISE_CASES,
+                                                   _grouped_and_shifted(kernel_size, stride)):
+    # Same parameter tree, initialisers and draw order: the same seed gives the same values.
+    assert jax.tree.map(jnp.shape, ours_init) == jax.tree.map(jnp.shape, flax_init), case
+    assert ours_init['params']['kernel'].shape == (kernel_size, 1, 6)
+    np.testing.assert_array_equal(ours_init['params']['kernel'],
+                                  flax_init['params']['kernel'])
+    (y, grads), (y_ref, grads_ref) = results
+    assert y.shape == y_ref.shape, case
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5, err_msg=str(case))
+    for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_ref)):
+      np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=str(case))
+
+
+def test_depthwise_conv_rejects_bad_settings():
+  x = jnp.ones((1, 4, 3))
+  with pytest.raises(ConfigError):
+    DepthwiseConv1D(3, padding='CIRCULAR').init(jax.random.key(0), x)
+  with pytest.raises(ConfigError):
+    DepthwiseConv1D(7, padding='VALID').init(jax.random.key(0), x)
+
+
+def _tree_digest(variables) -> tuple[int, str]:
+  lines = sorted(f'{path} {tuple(leaf.shape)}' for path, leaf in
+                 traverse_util.flatten_dict(variables, sep='/').items())
+  return len(lines), hashlib.sha256('\n'.join(lines).encode()).hexdigest()
+
+
+# Every variable's path and shape ('params' and 'batch_stats') at L = 128, C = 11, recorded
+# from the models as they were before their grouped nn.Conv depthwise convolutions became
+# DepthwiseConv1D: the same names and shapes, hence the same initial values from a seed and
+# loadable old checkpoints.
+_TREES_BEFORE_DEPTHWISE_CONV1D = {
+    'clst': (189, '021c3841d64efb6794513dc6df01d70ad38bfaa0f57d8d0dafa7d026ef3e4c40'),
+    'kd_mobilenet': (112, 'dfe0973d9784faea0aca5d3d0963841b8f820a51407f31900262dc462fb8fc61'),
+}
+
+
+@pytest.mark.parametrize('name', sorted(_TREES_BEFORE_DEPTHWISE_CONV1D))
+def test_depthwise_call_sites_keep_the_grouped_conv_variable_tree(name):
+  model = models.get(name, 11, 128)
+  variables = jax.eval_shape(lambda key: model.init(key, jnp.zeros((2, 2, 128)), train=False),
+                             jax.random.key(0))
+  assert _tree_digest(variables) == _TREES_BEFORE_DEPTHWISE_CONV1D[name], '\n'.join(sorted(
+      f'{p} {tuple(v.shape)}' for p, v in traverse_util.flatten_dict(variables, sep='/').items()))
