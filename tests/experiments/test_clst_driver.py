@@ -123,7 +123,7 @@ def test_presets_and_settings():
   assert paper.feature_weights == (0.0, 1.0)
   study = clst_experiment.ClstConfig.from_preset('study')
   assert study.fractions == paper.fractions and study.batch_size == paper.batch_size
-  assert study.learning_rate == paper.learning_rate and study.synthetic_per_cell is None
+  assert study.learning_rate == 0.001 and study.synthetic_per_cell is None
   assert study.epochs == study.teacher_epochs == 30 and study.eval_per_cell == 100
   assert study.feature_weights == (0.0, 1.0)
   assert study.row_keys()[1:4] == [('kd_cnn', 'alone'), ('kd_cnn', 'distilled'),
