@@ -23,16 +23,14 @@ or not, and :func:`report` lays the results out beside the paper's numbers:
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from amrjax import duse_experiment as dx
-from amrjax import expansion, strategies
+from amrjax import expansion, strategies, study_runs
 from amrjax import report as report_lib
-from amrjax.data import synth
 from amrjax.errors import ConfigError
 
 DATASET = 'rml2016.10a'
@@ -145,48 +143,26 @@ class Results:
 def collect(root: Path | str) -> Results:
   """Reads every run directory below ``root`` (``config.json`` + ``runs.jsonl``).
 
-  Run directories whose data or training differ from the study preset's are skipped and
-  named in ``skipped``, and so are finished ones whose ``results.json`` names another
-  version of the synthetic generator (an unfinished run cannot be checked: start a new
-  study folder when the generator changes); a cell measured twice for a seed must agree.
+  Run directories whose data or training differ from the study preset's, or that evaluate
+  other models, are skipped and named in ``skipped`` (``amrjax.study_runs.read``); a cell
+  measured twice for a seed must agree.
   """
   out = Results()
   study = dataclasses.asdict(dx.DuseConfig.from_preset(PRESET, dataset=DATASET))
-  for config_path in sorted(Path(root).glob('*/config.json')):
-    folder = config_path.parent
-    config = json.loads(config_path.read_text())
-    differs = [k for k in _SHARED if config.get(k) != study[k]]
+  for folder, config, records in study_runs.read(root, study, _SHARED, out.skipped):
     if config.get('eval_models'):
-      differs.append('eval_models')
-    finished = folder / 'results.json'
-    if finished.is_file():
-      origin = json.loads(finished.read_text()).get('data', {})
-      if origin.get('kind') == 'synthetic' and (origin.get('generator_version')
-                                                != synth.GENERATOR_VERSION):
-        differs.append(f'generator version {origin.get("generator_version")}')
-    if differs:
-      out.skipped.append(f'{folder.name} (differs in {", ".join(differs)})')
+      out.skipped.append(f'{folder} (differs in eval_models)')
       continue
-    runs_path = folder / 'runs.jsonl'
-    lines = runs_path.read_text().splitlines() if runs_path.is_file() else []
     seconds = 0.0
-    for line in lines:
-      try:
-        record = json.loads(line)
-      except ValueError:
-        continue  # a line cut off by a kill; the run redoes it when resumed
+    for record in records:
       method = 'margin' if record['method'] == dx.ONESHOT else record['method']
       key = (config['setting'], method, variant(config, method), record['rate'])
-      seen = out.accuracy.setdefault(key, {})
-      accuracy = 100 * record['test']['accuracy']
-      if record['seed'] in seen and abs(seen[record['seed']] - accuracy) > 1e-6:
-        raise ConfigError(f'{folder.name}: {key} seed {record["seed"]} gave {accuracy:.2f} '
-                          f'here and {seen[record["seed"]]:.2f} in another run directory')
-      seen[record['seed']] = accuracy
+      study_runs.put(out.accuracy, key, record['seed'], 100 * record['test']['accuracy'],
+                     folder)
       if 'class_counts' in record:
         out.class_counts.setdefault(key, {})[record['seed']] = np.asarray(record['class_counts'])
       seconds += record.get('seconds', 0) + record.get('selection_seconds', 0)
-    out.seconds[folder.name] = seconds
+    out.seconds[folder] = seconds
   return out
 
 
@@ -199,11 +175,6 @@ def _mean_std(values: Sequence[float]) -> str:
 
 def _paper(value: tuple[float, float] | None) -> str:
   return '-' if value is None else f'{value[0]:.2f} ± {value[1]:.2f}'
-
-
-def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  return '\n'.join(lines + ['| ' + ' | '.join(r) + ' |' for r in rows])
 
 
 def paired_difference(a: Mapping[int, float], b: Mapping[int, float]) -> str:
@@ -248,7 +219,7 @@ def main_table(results: Results, setting: str) -> str:
   for rate in RATES:
     header += [f'{rate:.0%} ours', f'{rate:.0%} paper']
   header.append('4% added per class, min-max')
-  return _markdown(header, rows)
+  return study_runs.markdown(header, rows)
 
 
 def rounds_table(results: Results) -> str:
@@ -263,7 +234,7 @@ def rounds_table(results: Results) -> str:
                           '' if rounds == dx.PRESETS[PRESET]['rounds'] else f'R = {rounds}')
     rows.append([str(rounds), _mean_std(list(cell.values())),
                  '-' if rounds == 1 else paired_difference(cell, margin)])
-  return _markdown(['R', '4 % ours', 'gain over R = 1, paired'], rows)
+  return study_runs.markdown(['R', '4 % ours', 'gain over R = 1, paired'], rows)
 
 
 PROTOCOL_ROWS = (
@@ -288,7 +259,7 @@ def protocol_table(results: Results) -> str:
       row += [_mean_std(list(cell.values())),
               '-' if not variant_ else paired_difference(cell, default)]
     rows.append(row)
-  return _markdown(['Protocol', '4 %', 'vs default', '9 %', 'vs default'], rows)
+  return study_runs.markdown(['Protocol', '4 %', 'vs default', '9 %', 'vs default'], rows)
 
 
 def report(root: Path | str) -> str:
@@ -304,7 +275,7 @@ def report(root: Path | str) -> str:
       '### Protocol choices, class imbalance',
       protocol_table(results),
       '### Time',
-      _markdown(['Run directory', 'training + selection, s'],
+      study_runs.markdown(['Run directory', 'training + selection, s'],
                 [[name, f'{s:.0f}'] for name, s in results.seconds.items()]),
   ]
   if results.skipped:

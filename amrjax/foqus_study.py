@@ -19,15 +19,13 @@ finished or not, and :func:`report` lays the results out beside the paper's numb
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from amrjax import coreset, models, select
+from amrjax import coreset, models, select, study_runs
 from amrjax import coreset_experiment as cx
-from amrjax.data import synth
 from amrjax.errors import ConfigError
 
 DATASET = 'rml2016.10a'
@@ -130,43 +128,22 @@ def collect(root: Path | str) -> Results:
   """Reads every run directory below ``root`` (``config.json`` + ``runs.jsonl``).
 
   Run directories whose data or training differ from the study preset's are skipped and
-  named, and so are finished ones whose ``results.json`` names another version of the
-  synthetic generator; a cell measured twice for a seed must agree.
+  named in ``skipped`` (``amrjax.study_runs.read``); a cell measured twice for a seed must
+  agree.
   """
   out = Results()
   study = dataclasses.asdict(cx.CoresetConfig.from_preset(PRESET, dataset=DATASET))
-  for config_path in sorted(Path(root).glob('*/config.json')):
-    folder = config_path.parent
-    config = json.loads(config_path.read_text())
-    differs = [k for k in _SHARED if config.get(k) != study[k]]
-    finished = folder / 'results.json'
-    if finished.is_file():
-      origin = json.loads(finished.read_text()).get('data', {})
-      if origin.get('kind') == 'synthetic' and (origin.get('generator_version')
-                                                != synth.GENERATOR_VERSION):
-        differs.append(f'generator version {origin.get("generator_version")}')
-    if differs:
-      out.skipped.append(f'{folder.name} (differs in {", ".join(differs)})')
-      continue
-    runs_path = folder / 'runs.jsonl'
+  for folder, config, records in study_runs.read(root, study, _SHARED, out.skipped):
     seconds = 0.0
-    for line in runs_path.read_text().splitlines() if runs_path.is_file() else []:
-      try:
-        record = json.loads(line)
-      except ValueError:
-        continue  # a line cut off by a kill; the run redoes it when resumed
+    for record in records:
       if record['rate'] is None:
         continue  # the full training set (FULL), not a table row here
       key = (record['selection_model'], record['eval_model'], record['method'],
              variant(config, record['method']), record['rate'])
-      seen = out.accuracy.setdefault(key, {})
-      accuracy = 100 * record['test']['accuracy']
-      if record['seed'] in seen and abs(seen[record['seed']] - accuracy) > 1e-6:
-        raise ConfigError(f'{folder.name}: {key} seed {record["seed"]} gave {accuracy:.2f} '
-                          f'here and {seen[record["seed"]]:.2f} in another run directory')
-      seen[record['seed']] = accuracy
+      study_runs.put(out.accuracy, key, record['seed'], 100 * record['test']['accuracy'],
+                     folder)
       seconds += record.get('seconds', 0)
-    out.seconds[folder.name] = seconds
+    out.seconds[folder] = seconds
   return out
 
 
@@ -188,11 +165,6 @@ def _difference(a: Mapping[int, float], b: Mapping[int, float]) -> str:
   if len(values) == 1:
     return f'{values[0]:+.2f}'
   return f'{np.mean(values):+.2f} ± {np.std(values):.2f} ({len(values)})'
-
-
-def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  return '\n'.join(lines + ['| ' + ' | '.join(r) + ' |' for r in rows])
 
 
 def _label(method: str) -> str:
@@ -231,7 +203,7 @@ def table1(results: Results) -> str:
                f' / {_signed(PAPER_TABLE1["foqus"][i] - PAPER_TABLE1[paper_best][i])} '
                f'({_label(paper_best)})')
   rows.append(row)
-  return _markdown(['Method (ours / paper)'] + columns, rows)
+  return study_runs.markdown(['Method (ours / paper)'] + columns, rows)
 
 
 def table5(results: Results) -> str:
@@ -243,7 +215,7 @@ def table5(results: Results) -> str:
                  '?' if paper is None else f'{paper:.2f}'])
   rows.append(['Uniform (Table I run)', _value(results.cell('uniform', 0.01)),
                f'{PAPER_TABLE1["uniform"][0]:.2f}'])
-  return _markdown(['Score terms', '1 % ours', '1 % paper'], rows)
+  return study_runs.markdown(['Score terms', '1 % ours', '1 % paper'], rows)
 
 
 def tiers_table(results: Results) -> str:
@@ -259,7 +231,7 @@ def tiers_table(results: Results) -> str:
                 [_value(results.average('foqus', variant_))])
   rows.append(['Uniform'] + [_value(results.cell('uniform', r)) for r in RATES] +
               [_value(results.average('uniform'))])
-  return _markdown(['Tier shares (top/middle/bottom)'] + [f'{r:.0%}' for r in RATES] +
+  return study_runs.markdown(['Tier shares (top/middle/bottom)'] + [f'{r:.0%}' for r in RATES] +
                    ['Avg'], rows)
 
 
@@ -272,7 +244,7 @@ def table4(results: Results) -> str:
       rows.append([f'CNN1D → {models.label(evaluation)}, {_label(method)}'] +
                   [f'{_value(c)} / {p:.2f}' if method == 'foqus' else _value(c)
                    for c, p in zip(cells, paper)])
-  return _markdown(['Selection → evaluation, method (ours / paper)'] +
+  return study_runs.markdown(['Selection → evaluation, method (ours / paper)'] +
                    [f'{r:.0%}' for r in RATES], rows)
 
 
@@ -289,7 +261,7 @@ def report(root: Path | str) -> str:
       '### Table IV: CNN1D → SigNet and IQFormer (ours / paper)',
       table4(results),
       '### Time',
-      _markdown(['Run directory', 'evaluation trainings, s'],
+      study_runs.markdown(['Run directory', 'evaluation trainings, s'],
                 [[name, f'{s:.0f}'] for name, s in results.seconds.items()]),
   ]
   if results.skipped:
