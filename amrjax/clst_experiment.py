@@ -67,13 +67,13 @@ TEACHER, ALONE, DISTILLED = 'teacher', 'alone', 'distilled'
 # and 5 test vectors per cell, no per-epoch validation. Its learning rate is the paper's
 # 0.01 scaled to batch 64 by the linear scaling rule (Goyal et al. 2017): 0.0025. At 0.01
 # ClST did not learn in 10 epochs (train and test accuracy 13-14 % on 11 classes, loss
-# stuck near ln 11; measured). KD-MobileNet is the slowest model to train and run on a
-# CPU (XLA's depthwise convolutions), so it dominates the quick time. 'paper' and 'study'
+# stuck near ln 11; measured). 'paper' and 'study'
 # distil each student twice: two-term KD and the three-term SKD (feature weight 1).
 # 'study' is 'paper' cut to fit a 2-core CPU (docs/results.md): the paper's training sets
 # (3 % and 5 % of all 220,000 stand-in vectors: 6,600 and 11,000), but 30 epochs instead
-# of 100 (ClST trains at about 3 s per batch of 256 on one AVX-512 core: 100 epochs of
-# the 5 % set would take about 3.5 hours), 100 validation and 100 test vectors per
+# of 100 (on one AVX-512 core ClST trains at about 0.6 s and KD-MobileNet at about 0.3 s
+# per batch of 256, so 100 epochs of both fractions would take about 3 hours; 30 take
+# about 1), 100 validation and 100 test vectors per
 # (class, SNR) cell (22,000 each, instead of about 107,000) and no per-epoch validation;
 # and Adam at 0.001, not the paper's 0.01: at 0.01 the ClST teacher reached 28.5 % train and
 # 26.8 % test accuracy after 30 epochs on the 3 % set (6,600 vectors; measured, docs/results.md),
