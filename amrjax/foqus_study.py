@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import coreset, models, select, study_runs
+from amrjax import coreset, models, select, strategies, study_runs
 from amrjax import coreset_experiment as cx
 from amrjax.errors import ConfigError
 
@@ -194,9 +194,9 @@ def table1(results: Results) -> str:
   rows.append(row)
   row = ['FoQuS − best baseline']
   for i in range(len(columns)):
-    ours = {m: np.mean(list(cells[m][i].values())) for m in coreset.CORESET_METHODS[:-1]
+    ours = {m: np.mean(list(cells[m][i].values())) for m in strategies.FOQUS_BASELINES
             if cells[m][i]}
-    paper_best = max(coreset.CORESET_METHODS[:-1], key=lambda m: PAPER_TABLE1[m][i])
+    paper_best = max(strategies.FOQUS_BASELINES, key=lambda m: PAPER_TABLE1[m][i])
     top = max(ours, key=ours.get) if ours else None
     row.append(('-' if top is None else
                 f'{_difference(foqus[i], cells[top][i])} ({_label(top)})') +

@@ -255,11 +255,10 @@ def test_the_feature_term_aligns_the_projected_student_with_the_teacher():
   # Re-wrap the trained student with the hint to read its projection back: it has moved
   # toward the teacher's embedding (the hint itself is not returned, so train it again
   # from the same seed: fit is deterministic).
-  from amrjax.train import fit as fit_
   targets = np.concatenate([features_lib.pool_outputs(teacher, teacher_vars, pool)['log_probs'],
                             teacher_h], axis=-1)
-  wrapped, _ = fit_(HintedStudent(student, 6), pool, config, seed=0, objective=loss,
-                    targets=targets)
+  wrapped, _ = fit(HintedStudent(student, 6), pool, config, seed=0, objective=loss,
+                   targets=targets)
   np.testing.assert_allclose(wrapped.params['student']['head']['kernel'],
                              state.params['head']['kernel'])
   assert distance(wrapped.params) < 0.5 * distance(start['params'])
