@@ -64,7 +64,9 @@ Every choice the paper leaves open (all fields of :class:`AFNet`):
   one-row map, so the AF units are 1-D over time; small-scale branch kernel 3; large-scale
   branch kernel 3 with dilation 2 (span 5), the SKNet way of using dilation to cut the
   parameters of a 5-tap kernel. "Same" padding in time everywhere.
-- Group convolution with G = 4 groups (12 channels a group) in both branches.
+- Group convolution with G = 4 groups (12 channels a group) in both branches, run as
+  ``layers.GroupedConv1D`` (a block-diagonal dense convolution with ``nn.Conv``'s parameters;
+  AFNet's training step is 1.4x faster on this project's CPU).
 - Each branch and the stem are conv -> BatchNorm -> ReLU, without conv bias (the SKNet
   convention; the paper names no normalisation). BatchNorm momentum 0.9 as in ``cnn1d``.
 - Fusion FCs without bias and without BatchNorm (the paper: only the FCs have trainable
@@ -91,7 +93,7 @@ import jax
 import jax.numpy as jnp
 
 from amrjax.errors import ConfigError
-from amrjax.models.layers import KERAS_INIT, RELU_INIT, Conv2D
+from amrjax.models.layers import KERAS_INIT, RELU_INIT, Conv2D, GroupedConv1D
 
 LAMBDA_FORMS = ('scale', 'temperature')
 
@@ -184,9 +186,8 @@ class AFUnit(nn.Module):
                         f'({self.groups})')
 
     def branch(dilation, name):
-      h = nn.Conv(channels, (self.kernel_size,), padding='SAME', kernel_dilation=(dilation,),
-                  feature_group_count=self.groups, use_bias=False, kernel_init=RELU_INIT,
-                  name=f'{name}_conv')(x)
+      h = GroupedConv1D(channels, self.kernel_size, dilation, self.groups,
+                        kernel_init=RELU_INIT, name=f'{name}_conv')(x)
       h = nn.BatchNorm(use_running_average=not train, momentum=self.batchnorm_momentum,
                        name=f'{name}_bn')(h)
       return nn.relu(h)

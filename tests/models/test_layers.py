@@ -9,7 +9,8 @@ from flax import traverse_util
 
 from amrjax import models
 from amrjax.errors import ConfigError
-from amrjax.models.layers import Conv2D, DepthwiseConv1D, Dropout, conv2d_matmul_kernel_grad
+from amrjax.models.layers import (Conv2D, DepthwiseConv1D, Dropout, GroupedConv1D,
+                                  conv2d_matmul_kernel_grad)
 
 
 def _reference(x, k, padding):
@@ -121,6 +122,32 @@ def test_depthwise_conv_rejects_bad_settings():
     DepthwiseConv1D(7, padding='VALID').init(jax.random.key(0), x)
 
 
+@pytest.mark.parametrize('dilation,padding', [(1, 'SAME'), (2, 'SAME'), (2, 'VALID'),
+                                              (1, ((2, 0),))])
+def test_grouped_conv_equals_a_grouped_flax_conv(dilation, padding):
+  x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 9, 8)), jnp.float32)
+  ours = GroupedConv1D(6, 3, dilation, groups=2, padding=padding)
+  theirs = nn.Conv(6, (3,), padding=padding, kernel_dilation=(dilation,),
+                   feature_group_count=2, use_bias=False)
+  key = jax.random.key(0)
+  ours_init, theirs_init = ours.init(key, x), theirs.init(key, x)
+  assert ours_init['params']['kernel'].shape == (3, 4, 6)
+  np.testing.assert_array_equal(ours_init['params']['kernel'], theirs_init['params']['kernel'])
+  results = []
+  for layer in (ours, theirs):
+    y, vjp = jax.vjp(layer.apply, ours_init, x)
+    results.append((y, vjp(jnp.cos(jnp.arange(y.size, dtype=y.dtype)).reshape(y.shape))))
+  (y, grads), (y_ref, grads_ref) = results
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_ref)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_grouped_conv_rejects_channels_that_groups_do_not_divide():
+  with pytest.raises(ConfigError, match='divisible by groups'):
+    GroupedConv1D(6, groups=4).init(jax.random.key(0), jnp.ones((1, 5, 8)))
+
+
 def _tree_digest(variables) -> tuple[int, str]:
   lines = sorted(f'{path} {tuple(leaf.shape)}' for path, leaf in
                  traverse_util.flatten_dict(variables, sep='/').items())
@@ -128,19 +155,20 @@ def _tree_digest(variables) -> tuple[int, str]:
 
 
 # Every variable's path and shape ('params' and 'batch_stats') at L = 128, C = 11, recorded
-# from the models as they were before their grouped nn.Conv depthwise convolutions became
-# DepthwiseConv1D: the same names and shapes, hence the same initial values from a seed and
-# loadable old checkpoints.
-_TREES_BEFORE_DEPTHWISE_CONV1D = {
+# from the models as they were before their grouped nn.Conv convolutions became
+# DepthwiseConv1D (ClST, KD-MobileNet) or GroupedConv1D (AFNet): the same names and shapes,
+# hence the same initial values from a seed and loadable old checkpoints.
+_TREES_BEFORE_SHIFTED_CONVS = {
+    'afnet': (133, '2bd37c24a547660a0fc3f7924a01f80464fba05fc4732bf268adaee95d64f4d1'),
     'clst': (189, '021c3841d64efb6794513dc6df01d70ad38bfaa0f57d8d0dafa7d026ef3e4c40'),
     'kd_mobilenet': (112, 'dfe0973d9784faea0aca5d3d0963841b8f820a51407f31900262dc462fb8fc61'),
 }
 
 
-@pytest.mark.parametrize('name', sorted(_TREES_BEFORE_DEPTHWISE_CONV1D))
-def test_depthwise_call_sites_keep_the_grouped_conv_variable_tree(name):
+@pytest.mark.parametrize('name', sorted(_TREES_BEFORE_SHIFTED_CONVS))
+def test_rewritten_conv_call_sites_keep_the_grouped_conv_variable_tree(name):
   model = models.get(name, 11, 128)
   variables = jax.eval_shape(lambda key: model.init(key, jnp.zeros((2, 2, 128)), train=False),
                              jax.random.key(0))
-  assert _tree_digest(variables) == _TREES_BEFORE_DEPTHWISE_CONV1D[name], '\n'.join(sorted(
+  assert _tree_digest(variables) == _TREES_BEFORE_SHIFTED_CONVS[name], '\n'.join(sorted(
       f'{p} {tuple(v.shape)}' for p, v in traverse_util.flatten_dict(variables, sep='/').items()))
