@@ -99,9 +99,11 @@ def test_rml2018_length_runs_the_long_configuration():
   model = models.get('iqformer', 24, 1024)
   assert model.depths == (3, 3, 3) and model.drop_path_rate == 0.2
   assert for_length(11, 128).depths == (2, 3, 2) and for_length(11, 128).drop_path_rate == 0
-  variables = _init(model, 1024)
-  logits, emb, _, _ = _forward(model)(variables, _normal(2, 2, 1024))
-  assert logits.shape == (2, 24) and emb.shape == (2, 64) and np.isfinite(logits).all()
+  # Shapes only (jax.eval_shape compiles nothing): the 128-sample model's tests run the code.
+  variables = jax.eval_shape(lambda: _init(model, 1024))
+  logits, emb, _, _ = jax.eval_shape(_forward(model), variables,
+                                     jax.ShapeDtypeStruct((2, 2, 1024), jnp.float32))
+  assert logits.shape == (2, 24) and emb.shape == (2, 64)
   # DropPath rises linearly over the 9 blocks; only the encoders (blocks 2, 5, 8) use it.
   blocks = model.bind(variables).blocks
   rates = [b.drop_path_rate for b in blocks if hasattr(b, 'drop_path_rate')]
@@ -174,18 +176,12 @@ def test_train_mode_differs_and_gradients_are_finite(iqformer11):
   assert all(not np.allclose(u, w) for u, w in zip(before, after))
   c = step(params, rest, opt, x, y, jax.random.key(3))[-1]  # another dropout rng
   assert not np.allclose(b, c)
-
-  def loss(params, x):
-    out, _ = model.apply({'params': params, **rest}, x, train=True, mutable=['batch_stats'],
-                         rngs={'dropout': jax.random.key(0)})
-    return jnp.mean(jax.nn.log_softmax(out)[jnp.arange(4), y])
-
-  grads, x_grad = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
-  leaves = jax.tree.leaves(grads)
-  assert all(np.isfinite(g).all() for g in leaves) and np.isfinite(x_grad).all()
-  assert np.abs(x_grad).sum() > 0
-  # Every parameter is used: each leaf gets a gradient somewhere.
-  assert sum(float(jnp.abs(g).sum()) == 0 for g in leaves) == 0
+  # Adam moves a parameter only where its gradient is non-zero, and by a finite amount only
+  # where the gradient is finite: every leaf moved (every parameter is used) and finitely.
+  # (One compile less than a separate jax.grad; the step is the one the next test reuses.)
+  new_params = step(params, rest, opt, x, y, jax.random.key(2))[0]
+  for old_leaf, new_leaf in zip(jax.tree.leaves(params), jax.tree.leaves(new_params)):
+    assert np.isfinite(new_leaf).all() and not np.array_equal(old_leaf, new_leaf)
 
 
 def test_a_few_steps_lower_the_loss(iqformer11):
