@@ -158,8 +158,9 @@ class ClstConfig:
     return presets.from_preset(cls, PRESETS, preset, 'ClST', overrides)
 
   def __post_init__(self):
-    if not self.fractions or not self.seeds or not self.students:
-      raise ConfigError('give at least one training fraction, one seed and one student')
+    if not self.fractions or not self.students:
+      raise ConfigError('give at least one training fraction and one student')
+    object.__setattr__(self, 'seeds', presets.check_seeds(self.seeds))
     for fraction in self.fractions:
       if not 0 < fraction < 1:
         raise ConfigError(f'training fraction must be in (0, 1), got {fraction}; write 3 % '
@@ -279,7 +280,7 @@ def few_shot_split(pool: SignalPool, fraction: float, *, seed: int,
   """
   rng = np.random.default_rng([seed, 0xC157])
   pool = splits_lib.filter_snr(pool, min_snr)
-  train, rest = splits_lib.split_train_test(pool, fraction, rng)
+  train, rest = splits_lib.split_train_test(pool, fraction, rng, sides=None)
   missing = [name for c, name in enumerate(pool.classes) if not np.any(train.y == c)]
   if missing:
     raise ConfigError(f'{fraction:.2%} of every (class, SNR) cell leaves no training vector '
@@ -288,7 +289,7 @@ def few_shot_split(pool: SignalPool, fraction: float, *, seed: int,
   if len(rest) == 0:
     raise ConfigError(f'nothing is left for validation and test after taking {fraction:.2%} '
                       'of every cell; use a smaller fraction')
-  validation, test = splits_lib.split_train_test(rest, validation_share, rng)
+  validation, test = splits_lib.split_train_test(rest, validation_share, rng, sides=None)
   if len(validation) == 0 or len(test) == 0:
     raise ConfigError('too few vectors per (class, SNR) cell to split the rest into '
                       'validation and test; use more vectors per cell')
@@ -301,6 +302,16 @@ def run(config: ClstConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print, write_report: bool = True) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results;
   ``write_report``: also write ``report.md`` and its plots (``amrjax.run_report``)."""
+  t_start = time.time()
+  data = presets.load_dataset(config, log)
+  spec = data.spec
+  # Every split is made (and checked) before the run directory is written, so a run refused
+  # here leaves no config.json that the corrected command would clash with.
+  splits = {(seed, fraction): few_shot_split(
+      data.pool, fraction, seed=derive_seed(seed, 'split', fraction),
+      validation_share=config.validation_share, min_snr=config.min_snr,
+      eval_per_cell=config.eval_per_cell)
+            for seed in config.seeds for fraction in config.fractions}
   run_dir = RunDir(workdir)
   # A different configuration in this folder is refused. In the same configuration's
   # folder the results of runs.jsonl are read back; a (seed, fraction) with all of its
@@ -309,9 +320,6 @@ def run(config: ClstConfig, workdir: Path | str, *,
   prior = run_dir.start(dataclasses.asdict(config), log=log)
   prior_accuracy = {_accuracy_key(r): r for r in prior if r['record'] == 'accuracy'}
   prior_complexity = {r['model']: r for r in prior if r['record'] == 'complexity'}
-  t_start = time.time()
-  data = presets.load_dataset(config, log)
-  spec = data.spec
   built = {name: models.get(name, spec.num_classes, spec.length)
            for name in (config.teacher,) + config.students}
   teacher = built[config.teacher]
@@ -338,9 +346,7 @@ def run(config: ClstConfig, workdir: Path | str, *,
   for seed in config.seeds:
     for fraction in config.fractions:
       where = f'[seed {seed}, {fraction_label(fraction)}]'
-      split = few_shot_split(data.pool, fraction, seed=derive_seed(seed, 'split', fraction),
-                             validation_share=config.validation_share,
-                             min_snr=config.min_snr, eval_per_cell=config.eval_per_cell)
+      split = splits[seed, fraction]
       held_out = (len(split.validation) + len(split.test)) * 2 * spec.length * 4
       if held_out <= IN_MEMORY_LIMIT_BYTES:
         split = split.held_out_in_memory()

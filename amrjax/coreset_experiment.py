@@ -113,8 +113,9 @@ class CoresetConfig:
     return presets.from_preset(cls, PRESETS, preset, 'FoQuS', overrides)
 
   def __post_init__(self):
-    if not self.rates or not self.seeds or not self.selection_models:
-      raise ConfigError('give at least one rate, one seed and one selection model')
+    if not self.rates or not self.selection_models:
+      raise ConfigError('give at least one rate and one selection model')
+    object.__setattr__(self, 'seeds', presets.check_seeds(self.seeds))
     for rate in self.rates:
       if not 0 < rate <= 1:
         raise ConfigError(f'coreset rate must be in (0, 1], got {rate}; write 5 % as 0.05')
@@ -127,6 +128,7 @@ class CoresetConfig:
     canonical = [FULL if m.strip().lower() == FULL else coreset.parse_method(m).name
                  for m in methods]
     object.__setattr__(self, 'methods', tuple(dict.fromkeys(canonical)))
+    presets.check_methods(self.methods)
     for name, options in self.strategy_options.items():
       strategies.resolve_options(strategies.get(name), options)
     for field in ('selection_models', 'eval_models'):
@@ -172,9 +174,9 @@ def run(config: CoresetConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print, write_report: bool = True) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results;
   ``write_report``: also write ``report.md`` and its plots (``amrjax.run_report``)."""
-  run_dir = RunDir(workdir)
-  done = {_run_key(r): r for r in run_dir.start(dataclasses.asdict(config), log=log)}
   t_start = time.time()
+  # The data, the split and every budget are checked before the run directory is written,
+  # so a run refused here leaves no config.json that the corrected command would clash with.
   data, train, test = load_split(config, log)
   spec = data.spec
   for rate in config.rates:  # fail before any training
@@ -186,6 +188,8 @@ def run(config: CoresetConfig, workdir: Path | str, *,
   eval_train = TrainConfig(config.eval_epochs, config.batch_size, config.learning_rate,
                            schedule=config.eval_schedule)
   selecting = [m for m in config.methods if m != FULL]
+  run_dir = RunDir(workdir)
+  done = {_run_key(r): r for r in run_dir.start(dataclasses.asdict(config), log=log)}
 
   runs = []
   for seed in config.seeds:

@@ -139,8 +139,7 @@ class CwLossConfig:
         raise ConfigError(f'the top-k entropy needs k >= 2, got k = {k}')
     if TABLE1 in tables and not self.ks:
       raise ConfigError('Table I needs at least one k (--ks=2,3,4)')
-    if not self.seeds:
-      raise ConfigError('give at least one seed')
+    object.__setattr__(self, 'seeds', presets.check_seeds(self.seeds))
     object.__setattr__(self, 'weight_model', models.canonical_name(self.weight_model))
     object.__setattr__(self, 'models',
                        tuple(dict.fromkeys(models.canonical_name(m) for m in self.models)))
@@ -195,7 +194,8 @@ def make_splits(pool: SignalPool, *, train_fraction: float, validation_fraction:
   train, test = splits_lib.split_train_test(pool, train_fraction, rng)
   validation = None
   if validation_fraction > 0:
-    train, validation = splits_lib.split_train_test(train, 1 - validation_fraction, rng)
+    train, validation = splits_lib.split_train_test(train, 1 - validation_fraction, rng,
+                                                    sides=('train', 'validation'))
     if len(validation) == 0:
       raise ConfigError(f'a validation fraction of {validation_fraction} leaves no '
                         'validation vectors in cells this small; raise '
@@ -255,14 +255,9 @@ def run(config: CwLossConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print, write_report: bool = True) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results;
   ``write_report``: also write ``report.md`` and its plots (``amrjax.run_report``)."""
-  run_dir = RunDir(workdir)
-  # A different configuration in this folder is refused. In the same configuration's
-  # folder, the tested cells of runs.jsonl and the weights of weights.jsonl are read back
-  # and a training is continued from its epoch checkpoint (checkpoints/).
-  prior = {_cell_key(r): r for r in run_dir.start(dataclasses.asdict(config), log=log)}
-  prior_weights = {(w['seed'], w['model'], w['k']): w
-                   for w in run_dir.read_jsonl('weights.jsonl', log=log)}
   t_start = time.time()
+  # The data and the splits are checked before the run directory is written, so a run
+  # refused here leaves no config.json that the corrected command would clash with.
   data = presets.load_dataset(config, log)
   spec = data.spec
   used_ks = ((config.ks if TABLE1 in config.tables else ()) +
@@ -279,6 +274,13 @@ def run(config: CwLossConfig, workdir: Path | str, *,
   log(f'train {len(splits.train):,}  validation {splits.summary()["validation"]:,}  '
       f'test {len(splits.test):,} vectors, SNR {splits.test.snr.min()}..'
       f'{splits.test.snr.max()} dB')
+  run_dir = RunDir(workdir)
+  # A different configuration in this folder is refused. In the same configuration's
+  # folder, the tested cells of runs.jsonl and the weights of weights.jsonl are read back
+  # and a training is continued from its epoch checkpoint (checkpoints/).
+  prior = {_cell_key(r): r for r in run_dir.start(dataclasses.asdict(config), log=log)}
+  prior_weights = {(w['seed'], w['model'], w['k']): w
+                   for w in run_dir.read_jsonl('weights.jsonl', log=log)}
   run_dir.write_ids('weights/train-ids.npy', splits.train.ids)
 
   needed = ([config.weight_model] +

@@ -156,9 +156,11 @@ class DuseConfig:
     for rate in self.rates:
       if not 0 < rate <= 1:
         raise ConfigError(f'expansion rate must be in (0, 1], got {rate}; write 4 % as 0.04')
-    if not self.rates or not self.seeds:
-      raise ConfigError('give at least one expansion rate and one seed')
+    if not self.rates:
+      raise ConfigError('give at least one expansion rate (--rates=0.04)')
+    object.__setattr__(self, 'seeds', presets.check_seeds(self.seeds))
     object.__setattr__(self, 'methods', expand_methods(self.methods))
+    presets.check_methods(self.methods)
     object.__setattr__(self, 'strategy_options', {
         strategies.get(name).name: dict(options)
         for name, options in self.strategy_options.items()})
@@ -171,6 +173,7 @@ class DuseConfig:
                         f'{", ".join(expansion.SETTINGS)}')
     if self.rounds < 1 or self.round_epochs < 1 or self.final_epochs < 1:
       raise ConfigError('rounds, round_epochs and final_epochs must be at least 1')
+    TrainConfig(self.final_epochs, self.batch_size, self.learning_rate)  # checks them
     object.__setattr__(self, 'model', models.canonical_name(self.model))
     object.__setattr__(self, 'eval_models',
                        tuple(dict.fromkeys(models.canonical_name(m) for m in self.eval_models)))
@@ -198,11 +201,17 @@ def run(config: DuseConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print, write_report: bool = True) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results;
   ``write_report``: also write ``report.md`` and its plots (``amrjax.run_report``)."""
-  run_dir = RunDir(workdir)
-  done = {_run_key(r): r for r in run_dir.start(dataclasses.asdict(config), log=log)}
   t_start = time.time()
   data = presets.load_dataset(config, log)
   spec = data.spec
+  # Every seed's split is made (and checked) before the run directory is written, so a run
+  # refused here leaves no config.json that the corrected command would clash with.
+  seed_splits = {seed: splits_lib.make_splits(
+      data.pool, train_fraction=spec.train_fraction, min_snr=config.min_snr,
+      target_fraction=config.target_fraction, max_per_cell=config.max_per_cell,
+      split_seed=config.split_seed, target_seed=seed) for seed in config.seeds}
+  run_dir = RunDir(workdir)
+  done = {_run_key(r): r for r in run_dir.start(dataclasses.asdict(config), log=log)}
   scorer = models.get(config.model, spec.num_classes, spec.length)
   evaluators = {name: models.get(name, spec.num_classes, spec.length)
                 for name in config.evaluators}
@@ -217,10 +226,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
   tsne_name = f'embeddings/seed{config.seeds[0]}-r{tsne_rate:g}.npz'
   expanded_sets: dict[str, SignalPool] = {}
   for seed in config.seeds:
-    splits = splits_lib.make_splits(
-        data.pool, train_fraction=spec.train_fraction, min_snr=config.min_snr,
-        target_fraction=config.target_fraction, max_per_cell=config.max_per_cell,
-        split_seed=config.split_seed, target_seed=seed)
+    splits = seed_splits.pop(seed)
     if splits.nbytes <= IN_MEMORY_LIMIT_BYTES:
       splits = splits.in_memory()
     split_sizes[str(seed)] = splits.summary()

@@ -26,6 +26,29 @@ def from_preset(cls: type[Config], presets: Mapping[str, Mapping], preset: str, 
   return cls(**{**presets[preset], **overrides, 'preset': preset})
 
 
+def check_seeds(seeds) -> tuple[int, ...]:
+  """``seeds`` as a tuple of ints; none given, a negative or a repeated one is a one-line
+  :class:`ConfigError` (NumPy's generators take no negative seed, and a repeated seed would
+  run and count the same training twice)."""
+  seeds = tuple(seeds)
+  if not seeds:
+    raise ConfigError('give at least one seed (--seeds=0,1,2)')
+  bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+  if bad:
+    raise ConfigError(f'seeds must be integers >= 0, got {", ".join(map(repr, bad))}')
+  if len(set(seeds)) != len(seeds):
+    raise ConfigError(f'seeds repeat: {", ".join(map(str, seeds))}; give each seed once')
+  return seeds
+
+
+def check_methods(methods, what: str = 'method') -> None:
+  """An empty list of methods is a one-line :class:`ConfigError` (it would write an empty
+  table and exit 0)."""
+  if not methods:
+    raise ConfigError(f'give at least one {what} (--methods=...); the run would compute '
+                      'nothing')
+
+
 def load_dataset(config, notify: Callable[[str], None] = print) -> sources.Dataset:
   """``sources.load`` with a config's ``dataset``, ``data_dir``, ``cache_dir``,
   ``synthetic_per_cell`` and ``allow_synthetic`` fields, then

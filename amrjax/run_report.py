@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from amrjax import models, plots, report
-from amrjax.errors import ConfigError
+from amrjax.errors import AmrjaxError, ConfigError
 from amrjax.fileio import atomic_path, atomic_write
 
 PLOTS = 'plots'
@@ -56,9 +56,13 @@ def load_results(run_dir: Path | str) -> dict:
     raise ConfigError(f'no results.json in {run_dir}: the run has not finished (run the '
                       'driver again with the same --workdir to resume it)')
   try:
-    return json.loads(path.read_text())
+    results = json.loads(path.read_text())
   except ValueError as e:
     raise ConfigError(f'{path} is not valid JSON ({e}); rerun the experiment') from None
+  if not isinstance(results, dict):
+    raise ConfigError(f'{path} holds a JSON {type(results).__name__}, not the results object '
+                      'an amrjax driver writes; give a run directory or rerun the experiment')
+  return results
 
 
 def experiment_of(results: Mapping) -> str:
@@ -318,19 +322,26 @@ def write_report(run_dir: Path | str) -> Path:
   if kind not in BUILDERS:
     raise ConfigError(f'{run_dir}/results.json is of an unknown experiment {kind!r}')
   collected = _Report(run_dir)
-  BUILDERS[kind](collected, results)
-  finished = time.strftime('%Y-%m-%d %H:%M', time.localtime(
-      (run_dir / 'results.json').stat().st_mtime))
-  parts = [
-      f'# {EXPERIMENT_TITLES[kind]}: {results.get("dataset", {}).get("name")}',
-      f'Run directory `{run_dir}`, finished {finished}, '
-      f'{results.get("seconds", 0) / 60:.1f} minutes. Accuracy in %, mean ± std over seeds; '
-      'the best mean of each column in bold.',
-      '## Data\n\n' + _data_section(results),
-      '## Results\n\n' + '\n\n'.join(collected.tables),
-      '## Plots\n\n' + '\n\n'.join(collected.figures),
-      '## Configuration\n\n' + _config_section(results.get('config', {})),
-  ]
+  try:  # a results.json of the wrong shape (edited, or from another tool) is a user error
+    BUILDERS[kind](collected, results)
+    finished = time.strftime('%Y-%m-%d %H:%M', time.localtime(
+        (run_dir / 'results.json').stat().st_mtime))
+    parts = [
+        f'# {EXPERIMENT_TITLES[kind]}: {results.get("dataset", {}).get("name")}',
+        f'Run directory `{run_dir}`, finished {finished}, '
+        f'{results.get("seconds", 0) / 60:.1f} minutes. Accuracy in %, mean ± std over '
+        'seeds; the best mean of each column in bold.',
+        '## Data\n\n' + _data_section(results),
+        '## Results\n\n' + '\n\n'.join(collected.tables),
+        '## Plots\n\n' + '\n\n'.join(collected.figures),
+        '## Configuration\n\n' + _config_section(results.get('config', {})),
+    ]
+  except AmrjaxError:
+    raise
+  except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
+    raise ConfigError(f'{run_dir / "results.json"} is not a complete {kind} results file '
+                      f'({type(e).__name__}: {e}); rerun the experiment with the same '
+                      '--workdir to rewrite it') from None
   path = run_dir / 'report.md'
   with atomic_write(path, 'w') as f:
     f.write('\n\n'.join(parts) + '\n')

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from absl import flags, logging
+from absl import app, flags, logging
 
 from amrjax import parallel, progress, strategies
 from amrjax.errors import AmrjaxError, ConfigError
@@ -121,6 +121,22 @@ def start_distributed() -> None:
   elif f.num_processes != 1:
     raise ConfigError(f'--num_processes={f.num_processes} needs --coordinator_address '
                       '(host:port of process 0)')
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing under the drivers' one rule for user errors: a bad or unknown flag
+  (``--preset=x``, ``--progress=x``, ``--epochs=ten``) is one line on stderr and exit
+  status 2, as every other user error (absl itself exits 1 with two lines)."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f'error: {" ".join(str(e).split())}; see --help for the flags', file=sys.stderr)
+    sys.exit(2)
+
+
+def main(driver_main: Callable[[list[str]], None]) -> None:
+  """``absl.app.run(driver_main)`` with :func:`parse_flags`: every driver's entry point."""
+  app.run(driver_main, flags_parser=parse_flags)
 
 
 def run_reporting_errors(main: Callable[[], None]) -> None:

@@ -15,9 +15,7 @@ preset's.
 
 from __future__ import annotations
 
-from absl import app
-
-from experiments import duse
+from experiments import common, duse
 
 DEFAULTS = {
     'rates': (0.04,),
@@ -33,4 +31,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.main(main)

@@ -9,7 +9,7 @@ Flags left unset take the preset's value (``amrjax.cwloss_experiment.PRESETS``).
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from amrjax import cwloss_experiment
 from experiments import common
@@ -69,4 +69,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.main(main)

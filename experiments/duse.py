@@ -8,7 +8,7 @@ Flags left unset take the preset's value (``amrjax.duse_experiment.PRESETS``).
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from amrjax import duse_experiment, expansion
 from experiments import common
@@ -93,4 +93,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.main(main)

@@ -12,7 +12,7 @@ and the protocol comparison beside the paper's numbers (docs/results.md).
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from amrjax import duse_experiment, duse_study
 from experiments import common
@@ -34,4 +34,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.main(main)

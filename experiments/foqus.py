@@ -10,7 +10,7 @@ Flags left unset take the preset's value (``amrjax.coreset_experiment.PRESETS``)
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from amrjax import coreset_experiment
 from experiments import common
@@ -86,4 +86,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.main(main)

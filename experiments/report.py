@@ -8,8 +8,6 @@ installing scikit-learn for the t-SNE plot, say). See ``amrjax.run_report``.
 
 from __future__ import annotations
 
-from absl import app
-
 from amrjax import run_report
 from amrjax.errors import ConfigError
 from experiments import common
@@ -25,4 +23,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.main(main)

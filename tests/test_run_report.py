@@ -120,3 +120,23 @@ def test_unfinished_run_and_cli_errors_are_one_line(tmp_path):
                         env=env, capture_output=True, text=True, timeout=120)
   assert proc.returncode == 0, proc.stderr
   assert proc.stdout.strip() == f'report: {run_dir / "report.md"}'
+
+
+@pytest.mark.parametrize('content', ['[]', '{}', '"text"', 'null', '{"runs": null}',
+                                     '{"experiment": "duse", "runs": null}',
+                                     '{"experiment": "duse", "tables": [1], "runs": []}',
+                                     '{"experiment": "clst"}'])
+def test_results_of_the_wrong_shape_are_a_one_line_error(tmp_path, content):
+  (tmp_path / 'results.json').write_text(content)
+  with pytest.raises(ConfigError, match='results.json (holds a JSON|is not a complete)'):
+    run_report.write_report(tmp_path)
+  assert not (tmp_path / 'report.md').exists()
+
+
+def test_a_field_of_the_wrong_type_in_real_results_is_a_one_line_error(tmp_path):
+  run_dir = _duse_run_dir(tmp_path / 'run')
+  results = json.loads((run_dir / 'results.json').read_text())
+  results['runs'][0]['test'] = None
+  (run_dir / 'results.json').write_text(json.dumps(results))
+  with pytest.raises(ConfigError, match='is not a complete duse results file'):
+    run_report.write_report(run_dir)

@@ -93,15 +93,33 @@ def subsample_cells(pool: SignalPool, max_per_cell: int | None,
   return pool.subset(np.concatenate(keep))
 
 
-def split_train_test(pool: SignalPool, train_fraction: float,
-                     rng: np.random.Generator) -> tuple[SignalPool, SignalPool]:
-  """Splits every (class, SNR) cell at random, round(n * train_fraction) to train."""
+def split_train_test(pool: SignalPool, train_fraction: float, rng: np.random.Generator, *,
+                     sides: tuple[str, str] | None = ('train', 'test'),
+                     ) -> tuple[SignalPool, SignalPool]:
+  """Splits every (class, SNR) cell at random, round(n * train_fraction) to the first side.
+
+  ``sides`` names the two sides for the error raised when a cell leaves one of them empty
+  (a cell of one vector, or a fraction that rounds a small cell's share to 0 or n): such a
+  cell could not be tested (or trained on) per SNR, and is refused here, before any
+  training, with the cells named. None allows empty sides (ClST's few-shot split, which
+  checks its classes itself).
+  """
   if not 0 < train_fraction < 1:
     raise ConfigError(f'train fraction must be in (0, 1), got {train_fraction}')
-  train = []
+  train, unserved = [], []
   for cell in _cells(pool):
     n_train = int(round(len(cell) * train_fraction))
+    if sides is not None and not 0 < n_train < len(cell):
+      unserved.append((cell, sides[0] if n_train == 0 else sides[1]))
     train.append(rng.permutation(cell)[:n_train])
+  if unserved:
+    named = ', '.join(f'({pool.classes[pool.y[cell[0]]]}, {pool.snr[cell[0]]} dB: '
+                      f'{len(cell)} vector(s), no {side})' for cell, side in unserved[:5])
+    more = f' and {len(unserved) - 5} more' if len(unserved) > 5 else ''
+    raise ConfigError(f'{len(unserved)} (class, SNR) cell(s) are too small for a '
+                      f'{train_fraction:.0%} / {1 - train_fraction:.0%} {sides[0]} / '
+                      f'{sides[1]} split: {named}{more}; give every cell more vectors '
+                      '(--max_per_cell, --synthetic_per_cell) or check the data file')
   train = np.concatenate(train)
   is_train = np.zeros(len(pool), bool)
   is_train[train] = True

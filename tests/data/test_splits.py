@@ -59,7 +59,16 @@ def test_bad_settings(dataset):
   with pytest.raises(ConfigError, match='no vectors have SNR > 40'):
     splits.make_splits(dataset, train_fraction=0.8, min_snr=40)
   with pytest.raises(ConfigError, match='fewer than one per class'):
+    splits.make_splits(dataset, train_fraction=0.8, max_per_cell=5)
+  # A (class, SNR) cell whose split leaves one side empty is refused, before any training,
+  # with the cell named (2 vectors: round(1.6) = 2 to train, none to test).
+  with pytest.raises(ConfigError, match=r'cell\(s\) are too small for a 80% / 20% train / '
+                     r'test split: \(\w+, 12 dB: 2 vector\(s\), no test\)'):
     splits.make_splits(dataset, train_fraction=0.8, max_per_cell=2)
+  keep = np.ones(len(dataset), bool)
+  keep[np.flatnonzero((dataset.y == 0) & (dataset.snr == 12))[1:]] = False  # one vector left
+  with pytest.raises(ConfigError, match=r'1 \(class, SNR\) cell\(s\).*1 vector\(s\), no test'):
+    splits.make_splits(dataset.subset(keep), train_fraction=0.8)
   with pytest.raises(ConfigError, match='train fraction'):
     splits.make_splits(dataset, train_fraction=1.0)
   one_class_low = dataset.subset(~((dataset.y == 3) & (dataset.snr > 0)))
