@@ -9,7 +9,9 @@ returned ``origin`` dict goes into every ``results.json``.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,12 +42,43 @@ class Dataset:
   """A whole dataset file opened as a pool, with where it came from.
 
   ``origin``: ``{'kind': 'real' | 'synthetic', 'path': ..., ...}``; synthetic origins also
-  record the generator version, seed and count per cell.
+  record the generator version, seed and count per cell. ``missing_cells``: the
+  ``(class name, SNR)`` cells of the spec's grid that hold no vector in ``pool``, in grid
+  order (a real file may lack some; see :func:`missing_cells`).
   """
 
   spec: specs_lib.DatasetSpec
   pool: SignalPool
   origin: dict
+  missing_cells: tuple[tuple[str, int], ...] = ()
+
+
+def missing_cells(spec: specs_lib.DatasetSpec,
+                  pool: SignalPool) -> tuple[tuple[str, int], ...]:
+  """The ``(class name, SNR)`` cells of ``spec``'s grid with no member in ``pool``."""
+  snrs = np.asarray(spec.snrs)
+  on_grid = np.isin(pool.snr, snrs) & (pool.y >= 0) & (pool.y < spec.num_classes)
+  cell = (pool.y[on_grid].astype(np.int64) * len(snrs) +
+          np.searchsorted(snrs, pool.snr[on_grid]))
+  counts = np.bincount(cell, minlength=spec.num_classes * len(snrs))
+  return tuple((spec.classes[i // len(snrs)], int(snrs[i % len(snrs)]))
+               for i in np.flatnonzero(counts == 0))
+
+
+def _missing_notice(data: Dataset, cells: tuple[tuple[str, int], ...], why: str) -> str:
+  shown = ', '.join(f'{name} at {snr} dB' for name, snr in cells[:5])
+  more = f' and {len(cells) - 5} more' if len(cells) > 5 else ''
+  total = data.spec.num_classes * len(data.spec.snrs)
+  return (f'amrjax: {data.origin.get("path", data.spec.name)}: {len(cells)} of {total} '
+          f'(class, SNR) cells hold no vectors{why}: {shown}{more}')
+
+
+def _with_missing_cells(data: Dataset, notify: Callable[[str], None]) -> Dataset:
+  """``data`` with its ``missing_cells``; a one-line notice names them if there are any."""
+  cells = missing_cells(data.spec, data.pool)
+  if cells:
+    notify(_missing_notice(data, cells, ''))
+  return dataclasses.replace(data, missing_cells=cells)
 
 
 def synthetic_path(spec: specs_lib.DatasetSpec, cache_dir: Path, *,
@@ -63,18 +96,69 @@ def ensure_synthetic(spec: specs_lib.DatasetSpec, path: Path, *,
   if path.is_file():
     return False
   counts = synth.cell_counts(spec, count_per_cell, seed)
+  total = int(counts.sum())
+  need = formats.estimated_bytes(spec, total)
+  _check_free_space(path, need)
   t0 = time.time()
-  with progress.task(f'generating {spec.name}', total=int(counts.sum()),
-                     unit='vector') as shown:
+  try:
+    with progress.task(f'generating {spec.name}', total=total, unit='vector') as shown:
 
-    def cells():
-      for cell in synth.iter_cells(spec, count_per_cell=count_per_cell, seed=seed):
-        yield cell
-        shown.advance(len(cell[2]))
-    formats.write_cells(path, spec, cells(), total=int(counts.sum()))
-  notify(f'amrjax: generated {int(counts.sum()):,} synthetic {spec.name} vectors in '
+      def cells():
+        for cell in synth.iter_cells(spec, count_per_cell=count_per_cell, seed=seed):
+          yield cell
+          shown.advance(len(cell[2]))
+      formats.write_cells(path, spec, cells(), total=total)
+  except (OSError, ConfigError) as e:
+    failed = _failed_write(e)
+    if failed is None:  # a bad setting, not a failed write
+      raise
+    room = (f'; it needs about {_size(need)}: free some space or point --cache_dir (or '
+            '$AMRJAX_CACHE_DIR) at a disk with room'
+            if failed.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else
+            '; point --cache_dir (or $AMRJAX_CACHE_DIR) at a folder you can write')
+    raise ConfigError(f'could not write the synthetic stand-in {path} '
+                      f'({formats.one_line(failed)}){room}; nothing was left behind') from None
+  notify(f'amrjax: generated {total:,} synthetic {spec.name} vectors in '
          f'{time.time() - t0:.0f} s')
   return True
+
+
+def _size(nbytes: int) -> str:
+  """``nbytes`` for people: '1.4 GB', '320 MB', '12 kB'."""
+  for unit, scale in (('GB', 1e9), ('MB', 1e6), ('kB', 1e3)):
+    if nbytes >= scale:
+      return f'{nbytes / scale:.3g} {unit}'
+  return f'{nbytes} bytes'
+
+
+def _failed_write(error: BaseException) -> OSError | None:
+  """The OSError behind ``error``: itself, or the one it was raised from or while handling.
+
+  ``fileio.atomic_path`` may have turned a full disk into its own one-line ConfigError;
+  the OSError it came from is still its context.
+  """
+  seen = set()
+  while error is not None and id(error) not in seen:
+    if isinstance(error, OSError):
+      return error
+    seen.add(id(error))
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def _check_free_space(path: Path, need: int) -> None:
+  """Refuses to start writing ``need`` bytes at ``path`` when its disk has less free."""
+  folder = Path(path).parent
+  while not folder.exists() and folder != folder.parent:
+    folder = folder.parent
+  try:
+    free = shutil.disk_usage(folder).free
+  except OSError:  # unknown: the write itself will tell
+    return
+  if free < need:
+    raise ConfigError(f'cannot generate the synthetic stand-in {path}: it needs about '
+                      f'{_size(need)} and {folder} has {_size(free)} free; free some space '
+                      'or point --cache_dir (or $AMRJAX_CACHE_DIR) at a disk with room')
 
 
 def load(name: str, *, data_dir: Path | str | None = None,
@@ -92,7 +176,8 @@ def load(name: str, *, data_dir: Path | str | None = None,
       file's count.
     synthetic_seed: the stand-in's generator seed.
     allow_synthetic: if False, a missing real file is an error.
-    notify: receives the one-line notice.
+    notify: receives the one-line notices: which file is used, and the (class, SNR)
+      cells it lacks (also in the returned ``missing_cells``).
   """
   spec = specs_lib.get_spec(name)
   data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
@@ -100,8 +185,8 @@ def load(name: str, *, data_dir: Path | str | None = None,
     real = data_dir / file_name
     if real.exists():
       pool = formats.read_dataset(real, spec)
-      return Dataset(spec, pool, {'kind': REAL, 'path': str(real.resolve()),
-                                  'vectors': len(pool)})
+      return _with_missing_cells(Dataset(spec, pool, {
+          'kind': REAL, 'path': str(real.resolve()), 'vectors': len(pool)}), notify)
   if not allow_synthetic:
     raise ConfigError(f'no {spec.name} file in {data_dir} (looked for '
                       f'{" or ".join(spec.file_names)}); put it there or pass --data_dir')
@@ -114,11 +199,11 @@ def load(name: str, *, data_dir: Path | str | None = None,
          f'synthetic stand-in {"generated at" if generated else "cached at"} {path}. For '
          f'the real data put {spec.file_name} in --data_dir.')
   pool = formats.read_dataset(path, spec)
-  return Dataset(spec, pool, {
+  return _with_missing_cells(Dataset(spec, pool, {
       'kind': SYNTHETIC, 'path': str(path.resolve()), 'vectors': len(pool),
       'generator_version': synth.GENERATOR_VERSION, 'seed': synthetic_seed,
       'count_per_cell': spec.count_per_cell if synthetic_per_cell is None
-                        else int(synthetic_per_cell)})
+                        else int(synthetic_per_cell)}), notify)
 
 
 def nonfinite_positions(pool: SignalPool, chunk: int = 8192) -> np.ndarray:
@@ -140,7 +225,8 @@ def check_finite(data: Dataset, *, drop: bool = False,
   """Refuses a dataset with NaN or infinite samples, or (``drop=True``) leaves them out.
 
   The count of dropped vectors is recorded in ``origin['nonfinite_dropped']`` (0 when none),
-  so results.json says how many were left out.
+  so results.json says how many were left out; ``missing_cells`` is brought up to date (a
+  notice names the cells the drop emptied).
   """
   bad = nonfinite_positions(data.pool)
   if bad.size and not drop:
@@ -154,5 +240,11 @@ def check_finite(data: Dataset, *, drop: bool = False,
     keep[bad] = False
     notify(f'amrjax: left out {bad.size} of {len(data.pool):,} vectors holding NaN or '
            'infinite values (--drop_nonfinite)')
+    before = set(missing_cells(data.spec, data.pool))
     data = dataclasses.replace(data, pool=data.pool.subset(keep))
+    cells = missing_cells(data.spec, data.pool)
+    emptied = tuple(c for c in cells if c not in before)
+    if emptied:
+      notify(_missing_notice(data, emptied, ' after --drop_nonfinite'))
+    data = dataclasses.replace(data, missing_cells=cells)
   return dataclasses.replace(data, origin={**data.origin, 'nonfinite_dropped': int(bad.size)})

@@ -1,5 +1,7 @@
 import os
 import pickle
+import warnings
+import zipfile
 
 import h5py
 import numpy as np
@@ -200,3 +202,224 @@ def test_npz_refuses_object_arrays(tmp_path):
 def test_missing_file():
   with pytest.raises(DataFormatError, match='does not exist'):
     formats.read_dataset('/nonexistent/file.pkl', RML)
+
+
+# --- issue 19: every bad file is a one-line DataFormatError, nothing wrong is accepted ----
+
+R18 = specs.get_spec('rml2018.01a')
+SIG = specs.get_spec('sig2019')
+
+
+def _xyz_arrays(spec, n=None, seed=0):
+  """Valid X (n, L, 2) float32, one-hot Y (n, C) and Z (n, 1) with every class present."""
+  n = spec.num_classes if n is None else n
+  rng = np.random.default_rng(seed)
+  x = rng.standard_normal((n, spec.length, 2)).astype(np.float32)
+  y = np.eye(spec.num_classes, dtype=np.int64)[np.arange(n) % spec.num_classes]
+  z = np.asarray(spec.snrs)[np.arange(n) % len(spec.snrs)].reshape(-1, 1)
+  return {'X': x, 'Y': y, 'Z': z}
+
+
+def _write_h5(path, arrays):
+  with h5py.File(path, 'w') as f:
+    for key, value in arrays.items():
+      if isinstance(value, str) and value == 'group':
+        f.create_group(key)
+      else:
+        f[key] = value
+  return path
+
+
+def _write_any(path, arrays):
+  if path.suffix == '.npz':
+    np.savez(path, **arrays)
+    return path
+  return _write_h5(path, arrays)
+
+
+def _no_reading(monkeypatch):
+  """Makes reading Y or Z fail the test: the shape checks must come first."""
+  def fail(*args, **kwargs):
+    raise AssertionError('Y or Z was read before the row counts were checked')
+  monkeypatch.setattr(formats, '_labels_from_y', fail)
+  monkeypatch.setattr(formats, '_snrs_from_z', fail)
+
+
+@pytest.mark.parametrize('suffix,spec', [('.hdf5', R18), ('.npz', SIG)])
+@pytest.mark.parametrize('short', ['X', 'Y', 'Z'])
+def test_xyz_arrays_with_different_row_counts_are_refused_before_reading(
+    tmp_path, monkeypatch, suffix, spec, short):
+  arrays = _xyz_arrays(spec)
+  arrays[short] = arrays[short][:-1]
+  path = _write_any(tmp_path / f'f{suffix}', arrays)
+  counts = {k: len(v) for k, v in arrays.items()}
+  _no_reading(monkeypatch)
+  with pytest.raises(DataFormatError, match=(
+      f'X has {counts["X"]} rows, Y {counts["Y"]} and Z {counts["Z"]}; each vector needs '
+      'one row in all three')):
+    formats.read_dataset(path, spec)
+
+
+def test_y_with_more_rows_than_x_is_refused(tmp_path):
+  arrays = _xyz_arrays(R18)
+  arrays['Y'] = np.concatenate([arrays['Y'], arrays['Y'][:3]])
+  with pytest.raises(DataFormatError, match='X has 24 rows, Y 27 and Z 24'):
+    formats.read_dataset(_write_h5(tmp_path / 'f.hdf5', arrays), R18)
+
+
+@pytest.mark.parametrize('suffix,spec', [('.hdf5', R18), ('.npz', SIG)])
+def test_complex_x_is_refused_without_a_complex_warning(tmp_path, suffix, spec):
+  arrays = _xyz_arrays(spec)
+  arrays['X'] = (arrays['X'][..., 0] + 1j * arrays['X'][..., 1]).astype(np.complex64)
+  path = _write_any(tmp_path / f'f{suffix}', arrays)
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')
+    with pytest.raises(DataFormatError, match=r'X is complex \(complex64\); store I and Q as '
+                       rf'a real float32 array \(N, {spec.length}, 2\)'):
+      formats.read_dataset(path, spec)
+
+
+def test_complex_pickle_cell_is_refused(tmp_path):
+  cells = _cells(RML, n=1)
+  cells[('BPSK', 0)] = cells[('BPSK', -20)].astype(np.complex64)
+  path = tmp_path / 'c.pkl'
+  path.write_bytes(pickle.dumps(cells))
+  with pytest.raises(DataFormatError, match=r"entry \('BPSK', 0\) is complex \(complex64\); "
+                     r'store I and Q as real rows, float32 \(n, 2, 128\)'):
+    formats.read_rml2016_pickle(path, RML)
+
+
+@pytest.mark.parametrize('key', ['X', 'Y', 'Z'])
+def test_hdf5_groups_and_scalars_are_refused_naming_the_key(tmp_path, key):
+  arrays = _xyz_arrays(R18)
+  arrays[key] = 'group'
+  path = _write_h5(tmp_path / 'g.hdf5', arrays)
+  with pytest.raises(DataFormatError, match=rf'g.hdf5: {key} is an HDF5 group, not a dataset'):
+    formats.read_dataset(path, R18)
+  arrays[key] = np.float32(1.0)
+  path = _write_h5(tmp_path / 's.hdf5', arrays)
+  with pytest.raises(DataFormatError, match=rf's.hdf5: {key} is a scalar \(float32\)'):
+    formats.read_dataset(path, R18)
+
+
+def test_non_finite_and_huge_snrs_are_reported_without_warnings(tmp_path):
+  arrays = _xyz_arrays(R18)
+  arrays['Z'] = arrays['Z'].astype(np.float64)
+  arrays['Z'][[2, 7]] = np.nan
+  arrays['Z'][9] = np.inf
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')
+    with pytest.raises(DataFormatError, match=r'Z holds non-finite SNR values \(NaN or '
+                       r'infinite\) in 3 row\(s\), first \[2, 7, 9\]'):
+      formats.read_dataset(_write_h5(tmp_path / 'nan.hdf5', arrays), R18)
+    arrays['Z'] = _xyz_arrays(R18)['Z'].astype(np.float64)
+    arrays['Z'][5] = 1e300
+    with pytest.raises(DataFormatError, match=r'SNRs 1e\+300 dB are off the rml2018.01a grid '
+                       r'-20..30 dB \(1 row\(s\), first \[5\]\)'):
+      formats.read_dataset(_write_h5(tmp_path / 'big.hdf5', arrays), R18)
+    arrays['Z'][5] = 4.5
+    with pytest.raises(DataFormatError, match=r'Z holds non-integer SNRs in 1 row\(s\), '
+                       r'first \[5\] \(e.g. 4.5 dB\)'):
+      formats.read_dataset(_write_h5(tmp_path / 'half.hdf5', arrays), R18)
+
+
+def test_labels_and_classes_are_checked(tmp_path):
+  arrays = _xyz_arrays(SIG)
+  arrays['Y'] = np.arange(12, dtype=np.float64)
+  arrays['Y'][3] = np.nan
+  with pytest.raises(DataFormatError, match=r'Y holds non-integer labels in 1 row\(s\), '
+                     r'first \[3\]'):
+    formats.read_dataset(_write_any(tmp_path / 'a.npz', arrays), SIG)
+  arrays['Y'][3] = 1e300
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')
+    with pytest.raises(DataFormatError, match=r'Y has labels outside 0..11 in 1 row'):
+      formats.read_dataset(_write_any(tmp_path / 'b.npz', arrays), SIG)
+  arrays['Y'] = np.arange(12)
+  arrays['classes'] = np.array(SIG.classes[:-1])
+  with pytest.raises(DataFormatError, match='its classes .* are not the sig2019 classes'):
+    formats.read_dataset(_write_any(tmp_path / 'c.npz', arrays), SIG)
+  arrays['classes'] = np.arange(12)
+  with pytest.raises(DataFormatError, match=r'classes is int64 \(12,\); expected the class '
+                     'names'):
+    formats.read_dataset(_write_any(tmp_path / 'd.npz', arrays), SIG)
+
+
+def test_float64_x_beyond_float32_is_refused_not_made_infinite(tmp_path):
+  for suffix in ('.npz', '.hdf5'):
+    arrays = _xyz_arrays(SIG)
+    arrays['X'] = arrays['X'].astype(np.float64)
+    arrays['X'][4, 10, 1] = -1e300
+    path = _write_any(tmp_path / f'f{suffix}', arrays)
+    with warnings.catch_warnings():
+      warnings.simplefilter('error')
+      with pytest.raises(DataFormatError, match=r'X holds values beyond the float32 range '
+                         r'\(up to 1e\+300\); amrjax works in float32'):
+        formats.read_dataset(path, SIG).signals()
+
+
+def test_npz_holding_one_npy_array_or_raw_members(tmp_path):
+  path = tmp_path / 'one.npz'
+  with open(path, 'wb') as f:
+    np.save(f, np.zeros(3))
+  with pytest.raises(DataFormatError, match='holds a single .npy array, not an .npz archive'):
+    formats.read_dataset(path, SIG)
+  path = tmp_path / 'raw.npz'
+  arrays = _xyz_arrays(SIG)
+  with zipfile.ZipFile(path, 'w') as z:
+    z.writestr('X', b'not an array')
+    for key in ('Y', 'Z'):
+      with z.open(f'{key}.npy', 'w') as member:
+        np.save(member, arrays[key])
+  with pytest.raises(DataFormatError, match='raw.npz: X is a bytes, not an array'):
+    formats.read_dataset(path, SIG)
+
+
+def test_pickle_with_a_missing_cell_is_read_without_it(tmp_path):
+  cells = _cells(RML, n=2)
+  del cells[('QPSK', 0)]
+  path = formats.write_rml2016_pickle(tmp_path / 'm.pkl', cells)
+  pool = formats.read_rml2016_pickle(path, RML)
+  assert len(pool) == 2 * len(cells)
+  qpsk = RML.classes.index('QPSK')
+  assert not ((pool.y == qpsk) & (pool.snr == 0)).any()
+  cells[('QPSK', 0)] = np.zeros((0, 2, 128), np.float32)  # an empty entry is missing too
+  path.write_bytes(pickle.dumps(cells))
+  assert len(formats.read_rml2016_pickle(path, RML)) == 2 * (len(cells) - 1)
+
+
+def test_pickle_keys_with_bool_snr_and_values_that_are_not_arrays(tmp_path):
+  path = tmp_path / 'k.pkl'
+  cells = _cells(RML, n=1, snrs=(0,))
+  path.write_bytes(pickle.dumps({('BPSK', False): cells.pop(('BPSK', 0)), **cells}))
+  with pytest.raises(DataFormatError, match=r"key \('BPSK', False\) is not \(modulation, snr\)"):
+    formats.read_rml2016_pickle(path, RML)
+  path.write_bytes(pickle.dumps({('BPSK', 0): [[1.0] * 128] * 2, **cells}))
+  with pytest.raises(DataFormatError, match=r"entry \('BPSK', 0\) is a list, not an array"):
+    formats.read_rml2016_pickle(path, RML)
+
+
+def test_unreadable_file_is_a_data_format_error(tmp_path):
+  if os.geteuid() == 0:
+    pytest.skip('root reads every file')
+  path = formats.write_rml2016_pickle(tmp_path / 'p.pkl', _cells(RML, n=1))
+  path.chmod(0)
+  with pytest.raises(DataFormatError, match='cannot be opened .*check its permissions'):
+    formats.read_dataset(path, RML)
+
+
+def test_hdf5_rows_never_written_are_refused(tmp_path):
+  arrays = _xyz_arrays(R18)
+  path = tmp_path / 'partial.hdf5'
+  with h5py.File(path, 'w') as f:
+    f.create_dataset('X', arrays['X'].shape, np.float32, chunks=(4, 1024, 2))[:20] = (
+        arrays['X'][:20])
+    f['Y'], f['Z'] = arrays['Y'], arrays['Z']
+  with pytest.raises(DataFormatError, match=r'X \(24, 1024, 2\) is only partly written \(5 of '
+                     r'its 6 chunks\); the file is incomplete'):
+    formats.read_dataset(path, R18)
+  with h5py.File(path, 'w') as f:
+    f['X'], f['Z'] = arrays['X'], arrays['Z']
+    f.create_dataset('Y', (24,), np.int64)  # labels that would all read as class 0
+  with pytest.raises(DataFormatError, match=r'Y \(24,\) was never written \(no storage\)'):
+    formats.read_dataset(path, R18)
