@@ -52,8 +52,12 @@ def check_methods(methods, what: str = 'method') -> None:
 def load_dataset(config, notify: Callable[[str], None] = print) -> sources.Dataset:
   """``sources.load`` with a config's ``dataset``, ``data_dir``, ``cache_dir``,
   ``synthetic_per_cell`` and ``allow_synthetic`` fields, then
-  ``sources.check_finite`` with its ``drop_nonfinite``."""
+  ``sources.check_finite`` with its ``drop_nonfinite``. The (class, SNR) cells the file
+  lacks are also put in ``origin['missing_cells']`` (``[[class, snr], ...]``), which every
+  driver writes into ``results.json`` as its ``data`` record."""
   data = sources.load(config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
                       synthetic_per_cell=config.synthetic_per_cell,
                       allow_synthetic=config.allow_synthetic, notify=notify)
-  return sources.check_finite(data, drop=config.drop_nonfinite, notify=notify)
+  data = sources.check_finite(data, drop=config.drop_nonfinite, notify=notify)
+  return dataclasses.replace(data, origin={
+      **data.origin, 'missing_cells': [[name, snr] for name, snr in data.missing_cells]})

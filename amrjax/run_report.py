@@ -304,6 +304,9 @@ def _data_section(results: dict) -> str:
                origin.get('vectors'), int) else '- Vectors read: -']
   if origin.get('nonfinite_dropped'):
     lines.append(f'- Dropped (NaN or infinite): {origin["nonfinite_dropped"]:,}')
+  if origin.get('missing_cells'):
+    cells = ', '.join(f'{name} at {snr} dB' for name, snr in origin['missing_cells'])
+    lines.append(f'- (Class, SNR) cells absent from the file: {cells}')
   lines.append(f'- Splits: `{json.dumps(results.get("splits"))}`')
   return '\n'.join(lines)
 

@@ -6,6 +6,7 @@ run directory that a corrected command can use.
 - Seeds must be integers >= 0, given once each; an empty method list is refused.
 - A run refused for its settings, its data or its splits writes nothing into --workdir (no
   config.json the corrected command would be refused against).
+- (Class, SNR) cells a data file lacks are recorded in results.json and the report.
 """
 
 import os
@@ -13,9 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from amrjax import clst_experiment, coreset_experiment, cwloss_experiment, duse_experiment
+from amrjax import (clst_experiment, coreset_experiment, cwloss_experiment, duse_experiment,
+                    presets, run_report)
+from amrjax.data import formats, specs
 from amrjax.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,3 +94,20 @@ def test_a_refused_run_leaves_nothing_in_the_workdir(name, overrides, message, t
   with pytest.raises(ConfigError, match=message):
     RUNS[name](config, workdir, log=lambda _: None, write_report=False)
   assert not workdir.exists() or not any(workdir.iterdir())
+
+
+def test_missing_cells_of_the_file_go_into_the_results_data_record(tmp_path):
+  spec = specs.get_spec('rml2016.10a')
+  rng = np.random.default_rng(0)
+  cells = {(name, snr): rng.standard_normal((5, 2, 128)).astype(np.float32)
+           for name in spec.names_in_file for snr in spec.snrs}
+  del cells[('QPSK', 4)], cells[('8PSK', -20)]
+  formats.write_rml2016_pickle(tmp_path / spec.file_name, cells)
+  config = duse_experiment.DuseConfig.from_preset('quick', dataset='rml2016.10a',
+                                                  data_dir=str(tmp_path))
+  notes = []
+  data = presets.load_dataset(config, notes.append)
+  assert data.origin['missing_cells'] == [['8PSK', -20], ['QPSK', 4]]  # results.json 'data'
+  assert any('2 of 220 (class, SNR) cells hold no vectors' in n for n in notes)
+  section = run_report._data_section({'data': data.origin, 'dataset': {'name': 'x'}})
+  assert '- (Class, SNR) cells absent from the file: 8PSK at -20 dB, QPSK at 4 dB' in section
