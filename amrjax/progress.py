@@ -1,21 +1,24 @@
-"""Progress of long loops: a bar on a terminal, plain periodic lines otherwise.
+"""Progress of long loops on stderr, drawn by tqdm: a bar on a terminal, plain lines in logs.
 
 :func:`task` (a context manager) and :func:`track` (around an iterable) report how far a
-loop is, its rate and the time left, on stderr:
+loop is, its rate and the time left. The maintained ``tqdm`` library counts, times and
+draws; this module only picks, per mode, how it draws:
 
-- ``'bar'``: one line rewritten in place (``\\r``) at most every 0.1 s,
-  ``round 2/3 | training CNN2D [######......] 45% 18/40 12.3 step/s 0:02 left``;
-- ``'plain'`` (CI, batch jobs, a pipe): no carriage return, no escape code; a line such
-  as ``round 2/3 | training CNN2D: 18/40 (45%), 12.3 step/s, 0:02 left`` at most every
-  ``interval`` seconds (default 30), and a closing ``... done`` line only for a task that
-  lasted that long, so short loops stay silent;
+- ``'bar'``: tqdm's bar, redrawn in place; a nested task (DUSE round > training) takes
+  the line below the outer bar and is cleared when it ends;
+- ``'plain'`` (CI, batch jobs, nohup logs): no carriage return, no escape code; a line
+  such as ``DUSE round 2/3 | training CNN2D: 18/40 (45%), 12.30step/s, 00:02 left``
+  (an inner task's line starts with the outer tasks' units in progress) at most every
+  ``interval`` seconds (default 30) and none before a task has run that long, so short
+  loops stay silent; a task that printed ends with a ``...: done ...`` line;
 - ``'auto'`` (default): ``'bar'`` when stderr is a terminal, else ``'plain'``;
 - ``'off'``: nothing.
 
-Tasks nest (DUSE round > training > ...); the innermost one is shown, prefixed by the
-outer ones' positions (the unit in progress: ``round 2/3`` while round 2 runs). The mode
-comes from :func:`set_mode` (every driver's ``--progress`` flag) or the environment
-variable ``AMRJAX_PROGRESS``; the plain interval from :func:`set_interval` or
+The rate, and so the time left, is tqdm's moving average over its refreshes
+(``smoothing``), not the average since the start: the first step's compilation (a ClST
+train step: 40 s, then 0.5 s) weighs on the first refreshes only and fades after a few.
+The mode comes from :func:`set_mode` (every driver's ``--progress`` flag) or the
+environment variable ``AMRJAX_PROGRESS``; the plain interval from :func:`set_interval` or
 ``AMRJAX_PROGRESS_INTERVAL``.
 """
 
@@ -24,25 +27,26 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
 from collections.abc import Iterable, Iterator
+
+from tqdm import tqdm
 
 from amrjax.errors import ConfigError
 
 MODES = ('auto', 'bar', 'plain', 'off')
-_BAR_REFRESH_SECONDS = 0.1
-_BAR_WIDTH = 20
+_PLAIN = '{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%), {rate_fmt}, {remaining} left'
+_PLAIN_NO_TOTAL = '{desc}: {n_fmt} {unit}, {rate_fmt}'
+_PLAIN_DONE = '{desc}: done {n_fmt} {unit} in {elapsed}, {rate_fmt}'
+
+_settings = {'mode': os.environ.get('AMRJAX_PROGRESS', 'auto'),
+             'interval': float(os.environ.get('AMRJAX_PROGRESS_INTERVAL', 30.0))}
+_stack: list[Task] = []
 
 
 def _check_mode(mode: str) -> str:
   if mode not in MODES:
     raise ConfigError(f'unknown progress mode {mode!r}; choose one of {", ".join(MODES)}')
   return mode
-
-
-_settings = {'mode': os.environ.get('AMRJAX_PROGRESS', 'auto'),
-             'interval': float(os.environ.get('AMRJAX_PROGRESS_INTERVAL', 30.0))}
-_stack: list[Task] = []
 
 
 def set_mode(mode: str) -> None:
@@ -64,101 +68,52 @@ def mode() -> str:
   return 'bar' if isatty is not None and isatty() else 'plain'
 
 
-def format_duration(seconds: float) -> str:
-  """H:MM:SS, or M:SS under an hour."""
-  seconds = int(round(max(seconds, 0.0)))
-  hours, rest = divmod(seconds, 3600)
-  minutes, secs = divmod(rest, 60)
-  return f'{hours}:{minutes:02d}:{secs:02d}' if hours else f'{minutes}:{secs:02d}'
+class _Lines:
+  """tqdm's file in plain mode: each refresh ('\\r' + status + blank padding) becomes one
+  newline-terminated line; empty writes (a clear, the closing newline) are dropped."""
+
+  def __init__(self, stream):
+    self.stream = stream
+
+  def write(self, text: str) -> None:
+    line = ' '.join(text.replace('\r', ' ').split())
+    if line:
+      self.stream.write(line + '\n')
+
+  def flush(self) -> None:
+    self.stream.flush()
 
 
 class Task:
   """One loop's progress: ``advance`` it as work is done (see :func:`task`)."""
 
   def __init__(self, desc: str, total: int | None, unit: str):
-    self.desc, self.total, self.unit = desc, total, unit
-    self.done = 0
-    self._first: tuple[float, int] | None = None  # (time, count) at the first advance
-    self.mode = mode()
-    self.start = time.monotonic()
-    self._next_print = self.start + (_BAR_REFRESH_SECONDS if self.mode == 'bar'
-                                     else _settings['interval'])
+    self.desc, self.total, self.mode = desc, total, mode()
+    if self.mode == 'plain':
+      interval = _settings['interval']
+      outer = ''.join(f'{t.position()} | ' for t in _stack)
+      # miniters=1 (no adaptive miniters): tqdm's monitor thread never refreshes early.
+      self.bar = tqdm(desc=outer + desc, total=total, unit=unit, file=_Lines(sys.stderr),
+                      bar_format=_PLAIN if total else _PLAIN_NO_TOTAL, position=0,
+                      leave=True, mininterval=interval, delay=interval, miniters=1)
+    else:
+      # leave=None: the outermost bar stays on screen, the nested ones are cleared.
+      self.bar = tqdm(desc=desc, total=total, unit=unit, file=sys.stderr, leave=None,
+                      disable=self.mode == 'off', dynamic_ncols=True)
 
   def advance(self, count: int = 1) -> None:
-    """Counts ``count`` more units done; prints when the mode's interval has passed."""
-    self.done += count
-    if self._first is None:
-      self._first = (time.monotonic(), self.done)
-    if self.mode == 'off' or _stack[-1:] != [self]:
-      return
-    now = time.monotonic()
-    if now >= self._next_print:
-      self._next_print = now + (_BAR_REFRESH_SECONDS if self.mode == 'bar'
-                                else _settings['interval'])
-      self._print(now)
+    """Counts ``count`` more units done."""
+    self.bar.update(count)
 
   def position(self) -> str:
     """'desc i/total' with i the unit in progress (done + 1), as an inner task's prefix."""
-    current = self.done + 1 if self.total is None else min(self.done + 1, self.total)
+    current = self.bar.n + 1 if not self.total else min(self.bar.n + 1, self.total)
     return f'{self.desc} {current}/{self.total}' if self.total else f'{self.desc} {current}'
 
-  def _per_second(self, now: float) -> float:
-    """Units per second, after the first unit once there are two: the first one carries
-    the compilation (a ClST train step: 40 s, then 0.5 s) and would skew the time left."""
-    if self.done >= 2 and self._first is not None and now > self._first[0]:
-      return (self.done - self._first[1]) / (now - self._first[0])
-    return self.done / max(now - self.start, 1e-9)
-
-  def _rate(self, now: float, per_second: float | None = None) -> str:
-    """'12.3 step/s', or '20 s/step' below 0.1 per second."""
-    rate = self._per_second(now) if per_second is None else per_second
-    return (f'{rate:.1f} {self.unit}/s' if rate >= 0.1 else
-            f'{1 / max(rate, 1e-9):.0f} s/{self.unit}')
-
-  def _rate_and_left(self, now: float) -> tuple[str, str]:
-    """The rate, and the time left ('' while unknown: no total, or fewer than two units)."""
-    if not self.total or self.done < 2:
-      return self._rate(now), ''
-    rate = self._per_second(now)
-    return self._rate(now, rate), f'{format_duration((self.total - self.done) / rate)} left'
-
-  def _prefix(self) -> str:
-    outer = [t.position() for t in _stack[:-1]] if _stack and _stack[-1] is self else []
-    return ''.join(f'{p} | ' for p in outer)
-
-  def _print(self, now: float) -> None:
-    rate, left = self._rate_and_left(now)
-    stream = sys.stderr
-    if self.mode == 'bar':
-      if self.total:
-        filled = int(_BAR_WIDTH * min(self.done / self.total, 1.0))
-        bar = f'[{"#" * filled}{"." * (_BAR_WIDTH - filled)}] {self.done / self.total:4.0%} '
-        count = f'{self.done}/{self.total}'
-      else:
-        bar, count = '', f'{self.done}'
-      stream.write(f'\r{self._prefix()}{self.desc} {bar}{count} {rate} {left}'.rstrip() +
-                   '\x1b[K')
-    else:
-      share = f' ({self.done / self.total:.0%})' if self.total else ''
-      total = f'/{self.total}' if self.total else ''
-      parts = [f'{self.done}{total}{share}', rate] + ([left] if left else [])
-      stream.write(f'{self._prefix()}{self.desc}: {", ".join(parts)}\n')
-    stream.flush()
-
   def _close(self, failed: bool) -> None:
-    now = time.monotonic()
-    stream = sys.stderr
-    if self.mode == 'bar':
-      if not failed:
-        self._print(now)
-      if len(_stack) == 1 or failed:  # the outermost task (or an error) ends the line
-        stream.write('\n')
-        stream.flush()
-    elif self.mode == 'plain' and not failed and now - self.start >= _settings['interval']:
-      overall = self.done / max(now - self.start, 1e-9)
-      stream.write(f'{self._prefix()}{self.desc}: done {self.done} {self.unit} in '
-                   f'{format_duration(now - self.start)} ({self._rate(now, overall)})\n')
-      stream.flush()
+    if self.mode == 'plain':  # a closing 'done' line if it printed, none after an error
+      self.bar.bar_format, self.bar.leave = _PLAIN_DONE, not failed
+    self.bar.close()
 
 
 @contextlib.contextmanager
@@ -177,9 +132,8 @@ def task(desc: str, *, total: int | None = None, unit: str = 'it') -> Iterator[T
     yield t
     failed = False
   finally:
-    if t.mode != 'off':
-      t._close(failed)
     _stack.remove(t)
+    t._close(failed)
 
 
 def track(iterable: Iterable, *, desc: str, total: int | None = None,
