@@ -30,8 +30,11 @@ Run again with the same run directory after a kill, it resumes: every (method, r
 evaluation model) already in ``runs.jsonl`` is read back instead of recomputed, a DUSE
 expansion continues after its last complete round and a training after its last epoch
 checkpoint (``checkpoints/``, orbax; removed as results are written), and every other cell
-is recomputed from its seeds, so the results equal an uninterrupted run's. A run directory
-of a different configuration is refused (``RunDir.start``).
+is recomputed from its seeds, so the results equal an uninterrupted run's: every file of the
+run directory does, timings aside (``tests/experiments/test_duse_resume.py``). The expanded
+sets of methods finished before the interruption are rebuilt from ``selected/*.npy`` for
+the embeddings file. A run directory of a different configuration is refused
+(``RunDir.start``).
 """
 
 from __future__ import annotations
@@ -60,6 +63,14 @@ METHOD_GROUPS = {
     'baselines': strategies.DUSE_BASELINES,
     'table1': (TARGET, RANDOM) + strategies.DUSE_BASELINES + (DUSE,),
 }
+
+
+def execution_order(methods: Sequence[str]) -> tuple[str, ...]:
+  """``methods`` in the order ``run`` trains them at a rate: target, random, the one-shot
+  strategies (in the given order), DUSE w/o active learning, DUSE."""
+  return (tuple(m for m in (TARGET, RANDOM) if m in methods) +
+          tuple(m for m in methods if m not in METHODS) +
+          tuple(m for m in (ONESHOT, DUSE) if m in methods))
 
 
 def expand_methods(names) -> tuple[str, ...]:
@@ -221,9 +232,11 @@ def run(config: DuseConfig, workdir: Path | str, *,
 
   runs, split_sizes = [], {}
   # DUSE Fig. 4: the expanded sets of the first seed at the rate nearest the paper's 4 %,
-  # embedded by the DUSE final model (see ``write_embeddings``).
+  # embedded by the final model of the last method trained there (DUSE; see
+  # ``write_embeddings``).
   tsne_rate = min(config.rates, key=lambda r: abs(r - 0.04))
   tsne_name = f'embeddings/seed{config.seeds[0]}-r{tsne_rate:g}.npz'
+  embedded = [m for m in execution_order(config.methods) if m != TARGET]
   expanded_sets: dict[str, SignalPool] = {}
   for seed in config.seeds:
     splits = seed_splits.pop(seed)
@@ -240,6 +253,11 @@ def run(config: DuseConfig, workdir: Path | str, *,
       found = [(method, rate, seed, e) in done for e in evaluators]
       if all(found):
         runs.extend(done[(method, rate, seed, e)] for e in evaluators)
+        if seed == config.seeds[0] and rate == tsne_rate and method != TARGET:
+          # The embeddings, written after the last method's training, cover this set too.
+          expanded_sets[config.method_label(method)] = _expanded_set(
+              run_dir, splits, f'selected/{method}-seed{seed}-r{rate:g}.npy',
+              done[(method, rate, seed, next(iter(evaluators)))])
         log(f'[seed {seed}] {config.method_label(method)}'
             f'{"" if rate is None else " at " + rate_label(rate)}: done before the '
             'interruption (runs.jsonl)')
@@ -267,7 +285,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
                          checkpoint=run_dir.checkpoint_folder(f'final/{name}-{eval_name}'),
                          checkpoint_last=False)  # the result is written right after
         result = evaluate(evaluator, state.variables, splits.test)
-        if embed and eval_index == 0 and method == config.methods[-1]:
+        if embed and eval_index == 0 and method == embedded[-1]:
           write_embeddings(run_dir, tsne_name, evaluator, state.variables, expanded_sets,
                            splits.target.ids, log)
         record = dict(method=method, rate=rate, seed=seed, eval_model=eval_name,
@@ -376,7 +394,8 @@ def write_embeddings(run_dir: RunDir, name: str, model, variables,
   """Writes the penultimate-layer embeddings of every method's expanded set (DUSE Fig. 4).
 
   The paper embeds with a 2D-CNN trained on the whole training split; this uses the final
-  model of the run's last method (DUSE) at that rate, which needs no extra training. The
+  model of the last method trained at that rate (DUSE; ``execution_order``), which needs no
+  extra training. ``expanded_sets`` is in that order. The
   ``.npz`` holds, per method i, ``emb{i}`` (n, D), ``labels{i}`` (n,), ``selected{i}``
   (n,) bool (False: a target-set vector), and ``methods`` (the labels).
   """
@@ -388,6 +407,26 @@ def write_embeddings(run_dir: RunDir, name: str, model, variables,
   run_dir.write_npz(name, arrays)
   log(f'wrote the embeddings of {len(expanded_sets)} expanded sets for the t-SNE plot '
       f'({name})')
+
+
+def _expanded_set(run_dir: RunDir, splits: splits_lib.Splits, name: str,
+                  record: dict) -> SignalPool:
+  """D_T plus the vectors of D_A whose ids a method finished earlier saved as ``name``;
+  checked against that method's ``runs.jsonl`` ``record`` (its training set's size and
+  class counts)."""
+  path = run_dir.file(name)
+  try:
+    ids = np.load(path, allow_pickle=False)
+    pool = splits.target.union(splits.auxiliary.take_ids(ids))
+  except (OSError, ValueError, EOFError) as e:
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise ConfigError(f'{path} is missing or damaged ({reason}); the embeddings of the '
+                      'resumed run need it: choose a new --workdir') from None
+  if (len(pool) != record.get('train_size') or
+      pool.class_counts().tolist() != record.get('class_counts')):
+    raise ConfigError(f'{path} does not hold the training set recorded in runs.jsonl; the '
+                      'run directory is damaged: choose a new --workdir')
+  return pool
 
 
 def _run_key(record: dict) -> tuple:

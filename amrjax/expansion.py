@@ -220,8 +220,9 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
   state, records = None, []
   saved = (RoundCheckpoints(checkpoints, keep_only_latest=True)
            if checkpoints is not None else None)
-  if saved is not None and saved.latest():
+  if saved is not None:
     state, records = _resume(model, target, saved, config, seed)
+  if records:
     moved_ids = np.concatenate([rec.selected_ids for rec in records])
     target = target.union(auxiliary.take_ids(moved_ids))
     auxiliary = auxiliary.drop_ids(moved_ids)
@@ -263,15 +264,21 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
 
 def _resume(model: nn.Module, target: SignalPool, saved: RoundCheckpoints,
             config: ExpansionConfig, seed: int) -> tuple[TrainState, list[RoundRecord]]:
-  """The scorer state and the records of the last complete round in ``saved``."""
-  last = saved.latest()
+  """The scorer state and the records of the last sound round in ``saved``; (None, []) when
+  there is none (a damaged round is reported and skipped: ``RoundCheckpoints.load_latest``)."""
+  if not saved.latest():
+    return None, []
   like = init_state(model, length=target.length, learning_rate=config.train.learning_rate,
                     seed=0, schedule=config.train.schedule,
                     decay_steps=config.train.epochs * -(-len(target) // config.train.batch_size))
-  state, record = saved.load(last, like)
-  if (record['budget'], record['rounds'], record['seed']) != (config.budget, config.rounds,
-                                                              seed):
-    raise ConfigError(f'the round checkpoints in {saved.folder} belong to another expansion '
-                      f'(budget {record["budget"]}, {record["rounds"]} rounds, seed '
-                      f'{record["seed"]}); remove them or use another folder')
-  return state, [RoundRecord.from_json(r) for r in record['records']]
+  rounds = []
+
+  def check(record: dict) -> None:
+    if (record['budget'], record['rounds'], record['seed']) != (config.budget, config.rounds,
+                                                                seed):
+      raise ConfigError(f'the round checkpoints in {saved.folder} belong to another expansion '
+                        f'(budget {record["budget"]}, {record["rounds"]} rounds, seed '
+                        f'{record["seed"]}); remove them or use another folder')
+    rounds[:] = [RoundRecord.from_json(r) for r in record['records']]  # damaged if it fails
+  last, state, _ = saved.load_latest(like, check)
+  return (state, rounds) if last else (None, [])

@@ -2,12 +2,17 @@
 
 Every result file is written atomically (a temporary file in the same folder, then
 ``os.replace``), so a killed run leaves either the previous version or the new one,
-never half of one.
+never half of one. A full disk is a one-line ConfigError naming the file (free space or
+choose another ``--workdir``). ``.npz`` files carry no zip timestamps, so the same arrays
+give the same bytes.
 
 Resuming: :meth:`RunDir.start` writes ``config.json`` in a new folder; in a folder that
 already holds one it checks that the configuration is the same (a different one is refused,
 never mixed in) and returns the records of ``runs.jsonl``, so a driver run again with the
-same ``--workdir`` after a kill skips what is already done.
+same ``--workdir`` after a kill skips what is already done. ``metrics.jsonl`` then ends
+as an uninterrupted run's does: the resumed run's lines that the interrupted one had
+already logged (work redone from a checkpoint) are matched to those lines in order and
+not written again (:meth:`RunDir.log_metrics`).
 
 With several processes (``jax.distributed``) every process computes the same results and
 only process 0 writes; the others' ``RunDir`` methods return without touching the disk.
@@ -16,7 +21,9 @@ only process 0 writes; the others' ``RunDir`` methods return without touching th
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +31,7 @@ import jax
 import numpy as np
 
 from amrjax.errors import ConfigError
-from amrjax.fileio import atomic_write
+from amrjax.fileio import WORKDIR_ADVICE, atomic_write, full_disk_error, out_of_space
 
 
 def _jsonable(obj: Any) -> Any:
@@ -43,15 +50,27 @@ def _jsonable(obj: Any) -> Any:
 
 def write_json(path: Path, obj: Any) -> Path:
   """Writes ``obj`` as indented JSON, atomically."""
-  with atomic_write(path, 'w') as f:
+  with atomic_write(path, 'w', advice=WORKDIR_ADVICE) as f:
     f.write(json.dumps(_jsonable(obj), indent=2) + '\n')
   return Path(path)
 
 
 def write_ids(path: Path, ids: np.ndarray) -> Path:
   """Writes sample ids as an int64 ``.npy``, atomically."""
-  with atomic_write(path) as f:
+  with atomic_write(path, advice=WORKDIR_ADVICE) as f:
     np.save(f, np.asarray(ids, np.int64))
+  return Path(path)
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+  """Writes ``arrays`` as an uncompressed ``.npz``, atomically, with fixed zip timestamps
+  (``np.savez`` stamps each member with the time of writing)."""
+  with atomic_write(path, advice=WORKDIR_ADVICE) as f, zipfile.ZipFile(
+      f, 'w', zipfile.ZIP_STORED, allowZip64=True) as archive:
+    for name, array in arrays.items():
+      member = zipfile.ZipInfo(f'{name}.npy', date_time=(1980, 1, 1, 0, 0, 0))
+      with archive.open(member, 'w', force_zip64=True) as out:
+        np.lib.format.write_array(out, np.asanyarray(array), allow_pickle=False)
   return Path(path)
 
 
@@ -61,10 +80,12 @@ class RunDir:
   def __init__(self, path: Path | str):
     self.path = Path(path)
     self.writes = jax.process_index() == 0
+    self._logged: list[str] | None = None  # an interrupted run's metrics lines, to match
+    self._logged_at = 0
     if not self.writes:
       return
     try:
-      with atomic_write(self.path / '.write-test') as f:
+      with atomic_write(self.path / '.write-test', advice=WORKDIR_ADVICE) as f:
         f.write(b'ok')
       (self.path / '.write-test').unlink()
     except OSError as e:
@@ -94,6 +115,7 @@ class RunDir:
                         f'in: {", ".join(keys)}); use a new --workdir, or the same flags to '
                         'resume it')
     records = self.read_jsonl('runs.jsonl', log=log)
+    self._logged, self._logged_at = self._logged_lines('metrics.jsonl'), 0
     log(f'resuming the run in {self.path}: {len(records)} result(s) already in runs.jsonl')
     return records
 
@@ -115,9 +137,22 @@ class RunDir:
                             'damaged: use a new --workdir') from None
         log(f'{path}: dropped a last line cut off by an interrupted write; that run is redone')
         if self.writes:
-          with atomic_write(path, 'w') as f:
+          with atomic_write(path, 'w', advice=WORKDIR_ADVICE) as f:
             f.write(''.join(json.dumps(r) + '\n' for r in records))
     return records
+
+  def _logged_lines(self, name: str) -> list[str]:
+    """The complete lines of the log ``name``; a last line cut off by a kill is removed from
+    the file, so the next line starts on a line of its own."""
+    path = self.path / name
+    if not path.is_file():
+      return []
+    data = path.read_bytes()
+    complete = data[:data.rfind(b'\n') + 1]
+    if len(complete) < len(data) and self.writes:
+      with open(path, 'r+b') as f:
+        f.truncate(len(complete))
+    return complete.decode('utf-8', 'replace').splitlines()
 
   def checkpoint_folder(self, name: str) -> Path | None:
     """``checkpoints/<name>`` for a loop's round or epoch checkpoints; None with several
@@ -152,25 +187,65 @@ class RunDir:
     """Writes ``array`` as ``name`` (a ``.npy``, folders created), atomically."""
     target = self.path / name
     if self.writes:
-      with atomic_write(target) as f:
+      with atomic_write(target, advice=WORKDIR_ADVICE) as f:
         np.save(f, np.asarray(array))
     return target
 
   def write_npz(self, name: str, arrays: dict[str, np.ndarray]) -> Path:
-    """Writes ``arrays`` as the ``.npz`` ``name`` (folders created), atomically."""
+    """Writes ``arrays`` as the ``.npz`` ``name`` (folders created), atomically; the same
+    arrays give the same bytes (:func:`write_npz`)."""
     target = self.path / name
     if self.writes:
-      with atomic_write(target) as f:
-        np.savez(f, **arrays)
+      write_npz(target, arrays)
     return target
 
   def append_jsonl(self, name: str, record: dict) -> None:
     """Appends ``record`` as one JSON line to ``name``, flushed at once."""
-    if not self.writes:
-      return
-    with open(self.path / name, 'a') as f:
-      f.write(json.dumps(_jsonable(record)) + '\n')
+    if self.writes:
+      self._append_line(name, json.dumps(_jsonable(record)))
+
+  def _append_line(self, name: str, line: str) -> None:
+    """Appends ``line`` with one unbuffered write; on a full disk the file is cut back to
+    its old end (no half line left) and a one-line ConfigError is raised."""
+    path = self.path / name
+    data = memoryview((line + '\n').encode())
+    try:
+      fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as e:
+      if out_of_space(e):
+        raise full_disk_error(path, WORKDIR_ADVICE) from None
+      raise
+    try:
+      end = os.lseek(fd, 0, os.SEEK_END)
+      try:
+        while data:
+          data = data[os.write(fd, data):]
+      except OSError as e:
+        if not out_of_space(e):
+          raise
+        try:
+          os.ftruncate(fd, end)
+        except OSError:
+          pass  # a cut-off last line is dropped when the run is resumed (read_jsonl)
+        raise full_disk_error(path, WORKDIR_ADVICE) from None
+    finally:
+      os.close(fd)
 
   def log_metrics(self, record: dict) -> None:
-    """Appends one JSON line to ``metrics.jsonl`` (a log, not a result)."""
-    self.append_jsonl('metrics.jsonl', record)
+    """Appends one JSON line to ``metrics.jsonl`` (a log, not a result).
+
+    In a resumed run, lines the interrupted run already logged are matched, in order,
+    against that run's lines and skipped: work redone from a checkpoint logs the same
+    lines again, and the file ends as an uninterrupted run's. From the first line not
+    found there on, every line is appended.
+    """
+    if not self.writes:
+      return
+    line = json.dumps(_jsonable(record))
+    if self._logged is not None:
+      try:
+        self._logged_at = self._logged.index(line, self._logged_at) + 1
+        return
+      except ValueError:
+        self._logged = None  # new work from here on
+    self._append_line('metrics.jsonl', line)

@@ -139,7 +139,7 @@ def test_a_diverged_round_names_the_round(monkeypatch):
     expansion.expand(model, target, aux, config, seed=0)
 
 
-def test_round_checkpoints_resume_to_the_uninterrupted_result(tmp_path, monkeypatch):
+def test_round_checkpoints_resume_to_the_uninterrupted_result(tmp_path, monkeypatch, capsys):
   monkeypatch.setattr(loop, 'CHECKPOINT_INTERVAL_SECONDS', 0.0)  # every epoch
   pool = random_pool(n=60, num_classes=4, seed=3)
   target, aux = pool.subset(np.arange(0, 60, 5)), pool.subset(np.setdiff1d(np.arange(60),
@@ -156,7 +156,7 @@ def test_round_checkpoints_resume_to_the_uninterrupted_result(tmp_path, monkeypa
 
   def stop_in_round_two(metrics):
     epochs_seen.append(metrics['epoch'])
-    if len(epochs_seen) == 3:  # round 2's first epoch
+    if len(epochs_seen) == 4:  # round 2's second epoch (reported before it would be saved)
       raise Interrupted
   with pytest.raises(Interrupted):
     expansion.expand(model, target, aux, config, seed=4, checkpoints=tmp_path / 'ck',
@@ -178,3 +178,14 @@ def test_round_checkpoints_resume_to_the_uninterrupted_result(tmp_path, monkeypa
   other = expansion.ExpansionConfig(budget=6, rounds=3, train=config.train)
   with pytest.raises(ConfigError, match='belong to another expansion'):
     expansion.expand(model, target, aux, other, seed=4, checkpoints=tmp_path / 'ck')
+  # A cut-off round record: reported in one line, and the expansion is redone from round 1.
+  record = tmp_path / 'ck' / 'round-3.json'
+  record.write_text(record.read_text()[:25])
+  rounds_run.clear()
+  capsys.readouterr()
+  redone = expansion.expand(model, target, aux, config, seed=4, checkpoints=tmp_path / 'ck',
+                            on_round=lambda r: rounds_run.append(r.round))
+  lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith('warning')]
+  assert len(lines) == 1 and lines[0].startswith(f'warning: damaged checkpoint: {record} ')
+  assert rounds_run == [1, 2, 3]
+  np.testing.assert_array_equal(whole.expanded.ids, redone.expanded.ids)

@@ -27,7 +27,9 @@ JSON record (the epoch, the metrics so far, the shuffling generator's state; dro
 are folded from the step count, which is in the state). Only the latest epoch is kept.
 Called again with the same folder, ``fit`` continues after that epoch and returns what an
 uninterrupted call returns, bit for bit on CPU; a finished training is returned at once. A
-divergence raises before its epoch is saved, so the last good checkpoint stays.
+divergence raises before its epoch is saved, so the last good checkpoint stays. ``on_epoch``
+is called before the epoch is saved. A damaged checkpoint (cut-off JSON, unreadable or
+altered orbax data) is reported in one line and the training starts afresh.
 """
 
 from __future__ import annotations
@@ -318,18 +320,23 @@ def _checkpoint_settings(model, pool, config, seed, objective, record, validatio
           'validation_size': None if validation is None else len(validation)}
 
 
+_RESUME_KEYS = ('settings', 'history', 'stopped', 'rng', 'best')
+
+
 def _resume_epochs(saved: RoundCheckpoints, settings: dict, tree: dict):
-  """(epoch, restored tree, record) of the latest epoch checkpoint; (0, tree, None) if none."""
-  epoch = saved.latest()
-  if not epoch:
-    return 0, tree, None
-  record = saved.record(epoch)
-  if record['settings'] != settings:
-    keys = sorted(k for k in settings if record['settings'].get(k) != settings[k])
-    raise ConfigError(f'{saved.folder} holds a training with other settings (differs in: '
-                      f'{", ".join(keys)}); delete that folder or use a new --workdir')
-  restored, _ = saved.load(epoch, tree)
-  return epoch, restored, record
+  """(epoch, restored tree, record) of the latest sound epoch checkpoint; (0, tree, None)
+  if none is (a damaged one is reported and skipped: ``RoundCheckpoints.load_latest``)."""
+
+  def check(record: dict) -> None:
+    missing = [k for k in _RESUME_KEYS if k not in record]
+    if missing:
+      raise KeyError(f'no {", ".join(missing)}')  # damaged
+    if record['settings'] != settings:
+      keys = sorted(k for k in settings if record['settings'].get(k) != settings[k])
+      raise ConfigError(f'{saved.folder} holds a training with other settings (differs in: '
+                        f'{", ".join(keys)}); delete that folder or use a new --workdir')
+  epoch, restored, record = saved.load_latest(tree, check)
+  return (epoch, restored, record) if epoch else (0, tree, None)
 
 
 def _train(model, pool, config, *, seed, state, on_epoch, dynamics, objective, targets,
@@ -426,6 +433,10 @@ def _train(model, pool, config, *, seed, state, on_epoch, dynamics, objective, t
         elif epoch - best[1] >= config.patience:
           stopped = True
       last = stopped or epoch == config.epochs
+      # Reported before it is saved: a resumed call never starts after an epoch it did not
+      # report (a killed run's log then holds every epoch the resumed one continues from).
+      if on_epoch is not None:
+        on_epoch(epoch_record)
       if saved is not None and ((last and checkpoint_last) or
                                 (not last and time.monotonic() - last_save >= checkpoint_interval)):
         saved.save(epoch, _without_none({'state': state, 'dynamics': dynamics,
@@ -434,8 +445,6 @@ def _train(model, pool, config, *, seed, state, on_epoch, dynamics, objective, t
                     'rng': rng.bit_generator.state,
                     'best': None if best is None else [best[0], best[1]]})
         last_save = time.monotonic()
-      if on_epoch is not None:
-        on_epoch(epoch_record)
   # With patience the best epoch's state, whose statistics were settled when it was validated;
   # with validation the last epoch's, settled the same way; otherwise settled now.
   if best is not None:

@@ -58,14 +58,15 @@ def test_a_killed_training_resumes_to_the_uninterrupted_result(tmp_path):
   killed = subprocess.run([sys.executable, str(script), str(tmp_path), '2'], env=env, cwd=root,
                           capture_output=True, text=True, timeout=300)
   assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-  assert sorted(p.name for p in (tmp_path / 'ckpt').iterdir()) == ['epoch-2', 'epoch-2.json']
+  # Killed while epoch 2 was reported, which comes before its checkpoint.
+  assert sorted(p.name for p in (tmp_path / 'ckpt').iterdir()) == ['epoch-1', 'epoch-1.json']
   resumed = subprocess.run([sys.executable, str(script), str(tmp_path), '0'], env=env,
                            cwd=root, capture_output=True, text=True, timeout=300)
   assert resumed.returncode == 0, resumed.stderr[-2000:]
   result = json.loads((tmp_path / 'result.json').read_text())
 
   state, history = fit(models.get('cnn2d', 4, 128), random_pool(48), CONFIG, seed=5)
-  assert result['history'] == history  # every epoch's metrics, the first two read back
+  assert result['history'] == history  # every epoch's metrics, the first read back
   assert result['step'] == int(state.step) == 12
   for got, want in zip(result['params'], _leaves(state)):
     np.testing.assert_array_equal(np.asarray(got, np.float32), want)
@@ -139,3 +140,31 @@ def test_a_divergence_keeps_the_last_good_epoch(tmp_path, monkeypatch):
   assert [h['epoch'] for h in history] == [1, 2, 3, 4]
   for a, b in zip(_leaves(want), _leaves(got)):
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_damaged_epoch_checkpoint_is_reported_and_the_training_redone(tmp_path, capsys):
+  """A cut-off record, then a flipped byte in orbax's data: one line each, a fresh start."""
+  model, pool = models.get('cnn2d', 4, 128), random_pool(48)
+  want, want_history = fit(model, pool, CONFIG, seed=1, checkpoint=tmp_path)
+  record = tmp_path / 'epoch-4.json'
+  record.write_text(record.read_text()[:40])
+
+  def flip_a_byte():
+    data = max((p for p in (tmp_path / 'epoch-4').rglob('*') if p.is_file()),
+               key=lambda p: p.stat().st_size)
+    flipped = bytearray(data.read_bytes())
+    flipped[len(flipped) // 2] ^= 0xFF
+    data.write_bytes(bytes(flipped))
+  for damaged, why, damage_next in ((record, 'is unreadable (JSONDecodeError', flip_a_byte),
+                                    (tmp_path / 'epoch-4', 'does not hold the arrays', None)):
+    capsys.readouterr()
+    got, history = fit(model, pool, CONFIG, seed=1, checkpoint=tmp_path)
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith('warning')]
+    assert len(lines) == 1  # (progress lines aside)
+    assert lines[0].startswith(f'warning: damaged checkpoint: {damaged} {why}')
+    assert lines[0].endswith('removed it, starting this step afresh')
+    assert history == want_history
+    for a, b in zip(_leaves(want), _leaves(got)):
+      np.testing.assert_array_equal(a, b)
+    if damage_next:
+      damage_next()
