@@ -34,7 +34,7 @@ from typing import Any
 import flax.linen as nn
 import numpy as np
 
-from amrjax import select, strategies
+from amrjax import one_shot, select, strategies
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
 from amrjax.scoring.dynamics import FOQUS_COMPONENTS
@@ -130,11 +130,11 @@ def select_coresets(model: nn.Module | None, train: SignalPool, methods: Sequenc
                     class_balanced: bool = True,
                     options: Mapping[str, Mapping[str, Any]] | None = None,
                     batch_size: int = 1024,
-                    on_selected: Callable[[Method, float, strategies.Selection], None]
+                    on_selected: Callable[[Method, float, one_shot.Selection], None]
                     | None = None,
                     checkpoint: Path | str | None = None,
-                    ) -> tuple[strategies.TrainedScorer | None,
-                               dict[tuple[str, float], strategies.Selection]]:
+                    ) -> tuple[one_shot.TrainedScorer | None,
+                               dict[tuple[str, float], one_shot.Selection]]:
   """Coresets of ``train`` for every method and rate, from one trained scorer.
 
   Args:
@@ -165,20 +165,20 @@ def select_coresets(model: nn.Module | None, train: SignalPool, methods: Sequenc
     if 'trajectory' in needs and train_config.epochs < 2:
       raise ConfigError(f'FoQuS and Forgetting need at least 2 selection epochs, got '
                         f'{train_config.epochs}')
-    scorer = strategies.train_scorer(model, train, train, needs=needs, train=train_config,
-                                     seed=seed, batch_size=batch_size, checkpoint=checkpoint)
+    scorer = one_shot.train_scorer(model, train, train, needs=needs, train=train_config,
+                                   seed=seed, batch_size=batch_size, checkpoint=checkpoint)
   else:  # Uniform alone: nothing to train
-    scorer = strategies.TrainedScorer(None, None, train, train, True, frozenset(), {}, {},
-                                      None, [], 0.0)
+    scorer = one_shot.TrainedScorer(None, None, train, train, True, frozenset(), {}, {},
+                                    None, [], 0.0)
   selections = {}
   for rate in rates:
     budget = coreset_budget(rate, len(train), train.num_classes)
     quotas = class_quotas(train, budget) if class_balanced else None
     for method in parsed:
       opts = {**(options or {}).get(method.strategy, {}), **method.options}
-      selection = strategies.select_with(method.strategy, scorer, budget,
-                                         seed=seed, quotas=quotas, options=opts,
-                                         batch_size=batch_size)
+      selection = one_shot.select_with(method.strategy, scorer, budget,
+                                       seed=seed, quotas=quotas, options=opts,
+                                       batch_size=batch_size)
       selections[(method.name, rate)] = selection
       if on_selected is not None:
         on_selected(method, rate, selection)

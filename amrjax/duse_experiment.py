@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import expansion, models, report, run_report, select, strategies
+from amrjax import expansion, models, one_shot, report, run_report, select, strategies
 from amrjax.data import splits as splits_lib
 from amrjax.data.pool import SignalPool
 from amrjax.scoring import features
@@ -323,7 +323,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
             splits.target.class_counts(), budget, splits.auxiliary.class_counts()))
         with diverged_where(f'seed {seed}, {config.method_label(method)} at {rate_label(rate)}, '
                             'scorer training'):
-          selection = strategies.select_one_shot(
+          selection = one_shot.select_one_shot(
               method, scorer, splits.target, splits.auxiliary, budget, train=round_train,
               seed=scorer_seed, quotas=quotas,
               options=config.strategy_options.get(method))

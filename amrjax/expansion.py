@@ -233,7 +233,7 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
         continue  # done before an interruption
       t0 = time.time()
       # Round 1 trains exactly as the one-shot baselines do with the same seed
-      # (strategies.select_one_shot), so DUSE w/o active learning = the Margin baseline.
+      # (one_shot.select_one_shot), so DUSE w/o active learning = the Margin baseline.
       round_seed = seed if r == 1 else derive_seed(seed, 'duse-round', r)
       epochs_folder = None if saved is None else saved.folder / f'round-{r}-epochs'
       with diverged_where(f'DUSE round {r} of {config.rounds}'):

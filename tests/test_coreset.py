@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from amrjax import coreset, models, select, strategies
+from amrjax import coreset, models, one_shot, select
 from amrjax.errors import ConfigError
 from amrjax.scoring import dynamics
 from amrjax.train import TrainConfig
@@ -96,33 +96,33 @@ def test_ablation_scores_select_by_their_own_terms(selected):
 def test_shared_scorer_selects_as_the_one_shot_protocol_does(selected):
   train, model, _, selections, _ = selected
   budget = round(0.25 * len(train))
-  one_shot = strategies.select_one_shot(
+  alone = one_shot.select_one_shot(
       'margin', model, train, train, budget, train=TrainConfig(epochs=3, batch_size=16),
       seed=5, quotas=coreset.class_quotas(train, budget))
-  np.testing.assert_array_equal(one_shot.positions, selections[('margin', 0.25)].positions)
+  np.testing.assert_array_equal(alone.positions, selections[('margin', 0.25)].positions)
 
 
 def test_selection_directions_on_two_samples():
   """Margin keeps the smaller p1 - p2, Least confidence the lower max p, per class."""
   train = random_pool(n=4, num_classes=2)
   log_probs = np.log(np.array([[0.9, 0.1], [0.6, 0.4], [0.45, 0.55], [0.2, 0.8]]))
-  scorer = strategies.TrainedScorer(None, None, train, train, True, frozenset({'softmax'}),
-                                    {'log_probs': log_probs}, {}, None, [], 0.0)
+  scorer = one_shot.TrainedScorer(None, None, train, train, True, frozenset({'softmax'}),
+                                  {'log_probs': log_probs}, {}, None, [], 0.0)
   quotas = np.array([1, 1])  # rows 0, 2 are class 0; rows 1, 3 class 1
-  margin = strategies.select_with('margin', scorer, 2, seed=0, quotas=quotas)
+  margin = one_shot.select_with('margin', scorer, 2, seed=0, quotas=quotas)
   np.testing.assert_array_equal(margin.positions, [1, 2])
-  confidence = strategies.select_with('least_confidence', scorer, 2, seed=0, quotas=quotas)
+  confidence = one_shot.select_with('least_confidence', scorer, 2, seed=0, quotas=quotas)
   np.testing.assert_array_equal(confidence.positions, [1, 2])
 
 
 def test_missing_scorer_outputs_are_an_error():
   train = random_pool(n=8, num_classes=2)
-  scorer = strategies.TrainedScorer(None, None, train, train, True, frozenset({'softmax'}),
-                                    {'log_probs': np.zeros((8, 2))}, {}, None, [], 0.0)
+  scorer = one_shot.TrainedScorer(None, None, train, train, True, frozenset({'softmax'}),
+                                  {'log_probs': np.zeros((8, 2))}, {}, None, [], 0.0)
   with pytest.raises(ConfigError, match='needs trajectory from the scorer'):
-    strategies.select_with('foqus', scorer, 4, seed=0)
+    one_shot.select_with('foqus', scorer, 4, seed=0)
   with pytest.raises(ConfigError, match='retrains its scorer over rounds'):
-    strategies.select_with('duse', scorer, 4, seed=0)
+    one_shot.select_with('duse', scorer, 4, seed=0)
 
 
 def test_uniform_alone_trains_nothing():

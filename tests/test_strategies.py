@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from amrjax import models, select, strategies
+from amrjax import models, one_shot, select, strategies
 from amrjax.errors import ConfigError
+from amrjax.seeding import derive_seed
 from amrjax.train import TrainConfig
 from tests.helpers import random_pool
 
@@ -44,8 +45,8 @@ def scorer(sets):
   """One scorer trained on D_T with every output any strategy needs."""
   model, start, aux = sets
   needs = frozenset().union(*(strategies.get(n).needs for n in strategies.names()))
-  return strategies.train_scorer(model, start, aux, needs=needs,
-                                 train=TrainConfig(epochs=2, batch_size=8), seed=0)
+  return one_shot.train_scorer(model, start, aux, needs=needs,
+                               train=TrainConfig(epochs=2, batch_size=8), seed=0)
 
 
 @pytest.mark.parametrize('name', sorted(
@@ -53,11 +54,11 @@ def scorer(sets):
 def test_every_strategy_meets_budget_and_quotas(name, scorer):
   aux = scorer.pool
   options = FAST_OPTIONS.get(name)
-  sel = strategies.select_with(name, scorer, 10, seed=0, options=options)
+  sel = one_shot.select_with(name, scorer, 10, seed=0, options=options)
   assert len(sel.positions) == 10 and len(np.unique(sel.positions)) == 10
   assert np.all(np.diff(sel.positions) > 0) and sel.positions.max() < len(aux)
   quotas = select.balanced_quotas(scorer.start.class_counts(), 8, aux.class_counts())
-  sel = strategies.select_with(name, scorer, 8, seed=0, quotas=quotas, options=options)
+  sel = one_shot.select_with(name, scorer, 8, seed=0, quotas=quotas, options=options)
   np.testing.assert_array_equal(np.bincount(aux.y[sel.positions], minlength=4), quotas)
 
 
@@ -65,16 +66,16 @@ def test_duse_one_shot_meets_budget_and_balanced_quotas(sets):
   model, start, aux = sets
   train = TrainConfig(epochs=2, batch_size=8)
   quotas = select.balanced_quotas(start.class_counts(), 8, aux.class_counts())
-  sel = strategies.select_one_shot('duse', model, start, aux, 8, train=train, seed=0,
-                                   quotas=quotas)
+  sel = one_shot.select_one_shot('duse', model, start, aux, 8, train=train, seed=0,
+                                 quotas=quotas)
   np.testing.assert_array_equal(np.bincount(aux.y[sel.positions], minlength=4), quotas)
   assert len(sel.history) >= 2  # the scorer trained in every round
 
 
 def test_coreset_mode_records_dynamics_on_the_pool_itself(sets):
   model, _, aux = sets
-  sel = strategies.select_one_shot('forgetting', model, aux, aux, 6,
-                                   train=TrainConfig(epochs=3, batch_size=16), seed=0)
+  sel = one_shot.select_one_shot('forgetting', model, aux, aux, 6,
+                                 train=TrainConfig(epochs=3, batch_size=16), seed=0)
   assert sel.scores.shape == (len(aux),) and len(sel.history) == 3
   # Forgetting counts are at most T / 2 for learned samples and T for never-learned.
   assert sel.scores.max() <= 3 and sel.scores.min() >= 0
@@ -83,8 +84,8 @@ def test_coreset_mode_records_dynamics_on_the_pool_itself(sets):
 def test_selection_is_deterministic_for_a_seed(sets):
   model, start, aux = sets
   train = TrainConfig(epochs=2, batch_size=8)
-  a = strategies.select_one_shot('entropy', model, start, aux, 7, train=train, seed=4)
-  b = strategies.select_one_shot('entropy', model, start, aux, 7, train=train, seed=4)
+  a = one_shot.select_one_shot('entropy', model, start, aux, 7, train=train, seed=4)
+  b = one_shot.select_one_shot('entropy', model, start, aux, 7, train=train, seed=4)
   np.testing.assert_array_equal(a.positions, b.positions)
 
 
@@ -92,14 +93,14 @@ def test_bad_options_and_budgets_are_one_line_errors(sets):
   model, start, aux = sets
   train = TrainConfig(epochs=1, batch_size=8)
   with pytest.raises(ConfigError, match='no option'):
-    strategies.select_one_shot('margin', model, start, aux, 3, train=train, seed=0,
-                               options={'k': 3})
+    one_shot.select_one_shot('margin', model, start, aux, 3, train=train, seed=0,
+                             options={'k': 3})
   with pytest.raises(ConfigError, match='cannot select'):
-    strategies.select_one_shot('uniform', model, start, aux, len(aux) + 1, train=train,
-                               seed=0)
+    one_shot.select_one_shot('uniform', model, start, aux, len(aux) + 1, train=train,
+                             seed=0)
   with pytest.raises(ConfigError, match='quotas sum'):
-    strategies.select_one_shot('uniform', model, start, aux, 5, train=train, seed=0,
-                               quotas=np.array([1, 1, 1, 1]))
+    one_shot.select_one_shot('uniform', model, start, aux, 5, train=train, seed=0,
+                             quotas=np.array([1, 1, 1, 1]))
 
 
 def _context(log_probs, labels, embedding=None):
@@ -127,9 +128,9 @@ def test_duse_without_active_learning_equals_the_margin_baseline(sets):
   # REFERENCE: "w/o active learning" = one round with the whole budget = Margin.
   model, start, aux = sets
   train = TrainConfig(epochs=2, batch_size=8)
-  margin = strategies.select_one_shot('margin', model, start, aux, 9, train=train, seed=11)
-  duse = strategies.select_one_shot('duse', model, start, aux, 9, train=train, seed=11,
-                                    options={'rounds': 1})
+  margin = one_shot.select_one_shot('margin', model, start, aux, 9, train=train, seed=11)
+  duse = one_shot.select_one_shot('duse', model, start, aux, 9, train=train, seed=11,
+                                  options={'rounds': 1})
   np.testing.assert_array_equal(margin.positions, duse.positions)
 
 
@@ -151,24 +152,24 @@ def test_grand_runs_average_the_norms_of_independent_scorers(sets):
   """DUSE Eq. 15's expectation over runs: runs=2 scores the mean of two scorers' GraNd."""
   model, start, aux = sets
   train = TrainConfig(epochs=1, batch_size=8)
-  both = strategies.train_scorer(model, start, aux, needs={'gradient'}, train=train, seed=3,
-                                 runs=2)
+  both = one_shot.train_scorer(model, start, aux, needs={'gradient'}, train=train, seed=3,
+                               runs=2)
   assert len(both.other_variables) == 1
-  first = strategies.select_with('grand', both, 5, seed=0).scores
-  averaged = strategies.select_with('grand', both, 5, seed=0, options={'runs': 2}).scores
-  second_alone = strategies.train_scorer(model, start, aux, needs={'gradient'}, train=train,
-                                         seed=strategies.derive_seed(3, 'scorer-run', 1))
-  second = strategies.select_with('grand', second_alone, 5, seed=0).scores
+  first = one_shot.select_with('grand', both, 5, seed=0).scores
+  averaged = one_shot.select_with('grand', both, 5, seed=0, options={'runs': 2}).scores
+  second_alone = one_shot.train_scorer(model, start, aux, needs={'gradient'}, train=train,
+                                       seed=derive_seed(3, 'scorer-run', 1))
+  second = one_shot.select_with('grand', second_alone, 5, seed=0).scores
   assert not np.allclose(first, second)  # two initialisations, two different scorers
   np.testing.assert_allclose(averaged, (first + second) / 2, rtol=1e-5)
-  one_shot = strategies.select_one_shot('grand', model, start, aux, 5, train=train, seed=3,
+  alone = one_shot.select_one_shot('grand', model, start, aux, 5, train=train, seed=3,
                                         options={'runs': 2})
-  np.testing.assert_allclose(one_shot.scores, averaged, rtol=1e-5)
+  np.testing.assert_allclose(alone.scores, averaged, rtol=1e-5)
   with pytest.raises(ConfigError, match='only 1 were trained'):
-    strategies.select_with('grand', second_alone, 5, seed=0, options={'runs': 2})
+    one_shot.select_with('grand', second_alone, 5, seed=0, options={'runs': 2})
   with pytest.raises(ConfigError, match='at least 1'):
-    strategies.select_one_shot('grand', model, start, aux, 5, train=train, seed=0,
-                               options={'runs': 0})
+    one_shot.select_one_shot('grand', model, start, aux, 5, train=train, seed=0,
+                             options={'runs': 0})
   with pytest.raises(ConfigError, match='last_layer'):
-    strategies.select_one_shot('grand', model, start, aux, 5, train=train, seed=0,
-                               options={'runs': 2, 'last_layer': True})
+    one_shot.select_one_shot('grand', model, start, aux, 5, train=train, seed=0,
+                             options={'runs': 2, 'last_layer': True})
