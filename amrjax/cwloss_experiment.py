@@ -196,13 +196,6 @@ def make_splits(pool: SignalPool, *, train_fraction: float, validation_fraction:
   if validation_fraction > 0:
     train, validation = splits_lib.split_train_test(train, 1 - validation_fraction, rng,
                                                     sides=('train', 'validation'))
-    if len(validation) == 0:
-      raise ConfigError(f'a validation fraction of {validation_fraction} leaves no '
-                        'validation vectors in cells this small; raise '
-                        '--validation_fraction or --synthetic_per_cell')
-  if len(train) == 0 or len(test) == 0:
-    raise ConfigError(f'the split left {len(train)} training and {len(test)} test vectors; '
-                      'use more vectors per cell')
   return CwSplits(train, validation, test)
 
 
