@@ -3,6 +3,7 @@
 import numpy as np
 
 from amrjax import plots
+from amrjax.data import formats, specs
 from amrjax.data.pool import SignalPool
 
 
@@ -12,6 +13,16 @@ def random_pool(n=64, num_classes=4, length=128, seed=0, snrs=(12, 14)) -> Signa
   y = np.arange(n) % num_classes
   snr = np.asarray(snrs)[np.arange(n) % len(snrs)]
   return SignalPool.from_arrays(x, y, snr, tuple(f'c{i}' for i in range(num_classes)))
+
+
+def write_rml2016_without_cells(folder, missing, per_cell=1):
+  """An RML2016.10a pickle in ``folder`` with ``per_cell`` random vectors in every (class,
+  SNR) cell but the ``missing`` ones; returns its path."""
+  spec = specs.get_spec('rml2016.10a')
+  rng = np.random.default_rng(0)
+  cells = {(name, snr): rng.standard_normal((per_cell, 2, 128)).astype(np.float32)
+           for name in spec.names_in_file for snr in spec.snrs if (name, snr) not in missing}
+  return formats.write_rml2016_pickle(folder / spec.file_name, cells)
 
 
 def assert_report(workdir, plot_names):

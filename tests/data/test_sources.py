@@ -12,6 +12,7 @@ import pytest
 from amrjax.data import formats, sources, specs
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError, DataFormatError
+from tests.helpers import write_rml2016_without_cells
 
 
 def test_synthetic_stand_in_is_generated_once_and_reused(tmp_path, tiny_spec):
@@ -76,17 +77,12 @@ def test_check_finite_refuses_or_drops_nonfinite_vectors_with_the_count():
 
 
 def test_a_missing_cell_is_recorded_and_noticed(tmp_path):
-  spec = specs.get_spec('rml2016.10a')
-  rng = np.random.default_rng(0)
-  cells = {(name, snr): rng.standard_normal((1, 2, 128)).astype(np.float32)
-           for name in spec.names_in_file for snr in spec.snrs}
-  del cells[('QPSK', 4)], cells[('8PSK', -20)]
-  formats.write_rml2016_pickle(tmp_path / spec.file_name, cells)
+  path = write_rml2016_without_cells(tmp_path, {('QPSK', 4), ('8PSK', -20)})
   notes = []
   data = sources.load('rml2016.10a', data_dir=tmp_path, notify=notes.append)
   assert data.missing_cells == (('8PSK', -20), ('QPSK', 4))
   assert len(data.pool) == 218
-  assert notes == [f'amrjax: {tmp_path / spec.file_name}: 2 of 220 (class, SNR) cells hold '
+  assert notes == [f'amrjax: {path}: 2 of 220 (class, SNR) cells hold '
                    'no vectors: 8PSK at -20 dB, QPSK at 4 dB']
 
 

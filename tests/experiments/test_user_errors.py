@@ -14,13 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from amrjax import (clst_experiment, coreset_experiment, cwloss_experiment, duse_experiment,
                     presets, run_report)
-from amrjax.data import formats, specs
 from amrjax.errors import ConfigError
+from tests.helpers import write_rml2016_without_cells
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -97,12 +96,7 @@ def test_a_refused_run_leaves_nothing_in_the_workdir(name, overrides, message, t
 
 
 def test_missing_cells_of_the_file_go_into_the_results_data_record(tmp_path):
-  spec = specs.get_spec('rml2016.10a')
-  rng = np.random.default_rng(0)
-  cells = {(name, snr): rng.standard_normal((5, 2, 128)).astype(np.float32)
-           for name in spec.names_in_file for snr in spec.snrs}
-  del cells[('QPSK', 4)], cells[('8PSK', -20)]
-  formats.write_rml2016_pickle(tmp_path / spec.file_name, cells)
+  write_rml2016_without_cells(tmp_path, {('QPSK', 4), ('8PSK', -20)}, per_cell=5)
   config = duse_experiment.DuseConfig.from_preset('quick', dataset='rml2016.10a',
                                                   data_dir=str(tmp_path))
   notes = []
