@@ -3,7 +3,7 @@
 Hou et al. 2024 (arXiv:2312.17446, ``papers/clst-summary.md``): ClST is trained on a random
 3 % or 5 % of the data, the remaining vectors are split into validation and test, and the
 trained ClST teaches KD-CNN and KD-MobileNet by signal knowledge distillation (SKD,
-``amrjax.distill``). Adam, learning rate 0.01, batch 256, cosine decay, 100 epochs.
+``amrjax.protocols.distill``). Adam, learning rate 0.01, batch 256, cosine decay, 100 epochs.
 
 For every seed and training fraction:
 
@@ -13,9 +13,10 @@ For every seed and training fraction:
 3. for every student: train it alone (cross-entropy) and distilled from the teacher (the
    SKD loss), from the same initialisation, batch order and settings, and test both.
 
-Each model's parameter count and per-sample inference time (``amrjax.distill``) is measured
-once. ``run`` writes ``config.json``, ``metrics.jsonl`` (every epoch), ``runs.jsonl`` (each
-result as it is produced) and ``results.json`` into the run directory and prints the table:
+Each model's parameter count and per-sample inference time (``amrjax.protocols.distill``)
+is measured once. ``run`` writes ``config.json``, ``metrics.jsonl`` (every epoch),
+``runs.jsonl`` (each result as it is produced) and ``results.json`` into the run directory
+and prints the table:
 rows teacher, each student alone and distilled; columns test accuracy per fraction,
 parameters and microseconds per sample. Run again with the same run directory after a
 kill, it resumes: results and timings in ``runs.jsonl`` are read back, and an unfinished
@@ -33,7 +34,7 @@ Choices the paper leaves open (as far as the summary tells):
   learning rate of 0), with no best-epoch selection or early stopping;
 - the students are trained with the teacher's optimiser settings and ``epochs`` (the paper
   names separate SKD learning rates but gives no values);
-- the SKD loss: ``amrjax.distill``'s reading of the three weights (a, b, c) as label,
+- the SKD loss: ``amrjax.protocols.distill``'s reading of the three weights (a, b, c) as label,
   soft-target and feature terms; ``feature_weights`` distils once per feature weight c
   (0 is two-term Hinton KD), so both readings are measured from the same teacher.
 """
@@ -47,12 +48,13 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import distill as distill_lib
-from amrjax import models, report, run_report
+from amrjax import models
+from amrjax import presets
 from amrjax.data import splits as splits_lib
 from amrjax.data.pool import SignalPool
-from amrjax import presets
 from amrjax.errors import ConfigError
+from amrjax.protocols import distill as distill_lib
+from amrjax.reporting import report, run_report
 from amrjax.rundir import RunDir
 from amrjax.seeding import derive_seed
 from amrjax.train import TrainConfig, TrainingDivergedError, fit, predict_logits
@@ -110,7 +112,7 @@ class ClstConfig:
     epochs: student epochs (alone and distilled).
     teacher_epochs: teacher epochs.
     batch_size, learning_rate, schedule: Adam settings of every training.
-    hard_weight, soft_weight, temperature: the SKD loss (``amrjax.distill``): a, b, T.
+    hard_weight, soft_weight, temperature: the SKD loss (``amrjax.protocols.distill``): a, b, T.
     feature_weights: c of the SKD feature term; every student is distilled once per value
       (0: two-term Hinton KD; > 0: the three-term SKD with the hint projection).
     validation_share: validation share of the vectors not trained on (rest: test).
@@ -301,7 +303,7 @@ def few_shot_split(pool: SignalPool, fraction: float, *, seed: int,
 def run(config: ClstConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print, write_report: bool = True) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results;
-  ``write_report``: also write ``report.md`` and its plots (``amrjax.run_report``)."""
+  ``write_report``: also write ``report.md`` and its plots (``amrjax.reporting.run_report``)."""
   t_start = time.time()
   data = presets.load_dataset(config, log)
   spec = data.spec

@@ -3,7 +3,7 @@
 For every seed and selection model, the selection model is trained on the full training
 split for ``selection_epochs`` (T) with its training dynamics recorded, and every method
 selects a class-balanced coreset at every rate from that one trained scorer
-(``amrjax.coreset``). Each coreset then trains every evaluation model from scratch for
+(``amrjax.protocols.coreset``). Each coreset then trains every evaluation model from scratch for
 ``eval_epochs`` and is tested on the test split. By default each selection model evaluates
 its own coresets (FoQuS Tables I/II: "the same model structure for selection and
 testing"); ``eval_models`` evaluates every selection model's coresets on each of them
@@ -38,12 +38,15 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import coreset, models, report, run_report, strategies
-from amrjax.data import splits as splits_lib
+from amrjax import models
 from amrjax import presets
+from amrjax.data import splits as splits_lib
 from amrjax.errors import ConfigError
+from amrjax.protocols import coreset
+from amrjax.reporting import report, run_report
 from amrjax.rundir import RunDir
 from amrjax.seeding import derive_seed
+from amrjax.selection import strategies
 from amrjax.train import TrainConfig, diverged_where, evaluate, fit
 from amrjax.train.loop import COSINE, SCHEDULES
 
@@ -173,7 +176,7 @@ def _run_key(record: dict) -> tuple:
 def run(config: CoresetConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print, write_report: bool = True) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results;
-  ``write_report``: also write ``report.md`` and its plots (``amrjax.run_report``)."""
+  ``write_report``: also write ``report.md`` and its plots (``amrjax.reporting.run_report``)."""
   t_start = time.time()
   # The data, the split and every budget are checked before the run directory is written,
   # so a run refused here leaves no config.json that the corrected command would clash with.

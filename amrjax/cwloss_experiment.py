@@ -16,8 +16,8 @@ For every seed:
   with the weights of the weight model's stage one at ``table2_k``, with the CW loss.
 
 A model's stage two uses the seed of its stage one and, unless ``warm_start``, starts from the
-same initialisation (``amrjax.cwloss``). Every test is summarised by the average and the
-maximum accuracy over SNR levels (``amrjax.cwloss.snr_summary``). ``run`` writes
+same initialisation (``amrjax.protocols.cwloss``). Every test is summarised by the average and the
+maximum accuracy over SNR levels (``amrjax.protocols.cwloss.snr_summary``). ``run`` writes
 ``config.json``, ``metrics.jsonl`` (per-epoch metrics), ``runs.jsonl`` (each test result as it
 is produced), ``weights/*.npy`` (the weights with the training ids they belong to) and
 ``results.json`` into the run directory, prints the tables and returns the results.
@@ -36,11 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import cwloss, models, report, run_report
+from amrjax import models
+from amrjax import presets
 from amrjax.data import splits as splits_lib
 from amrjax.data.pool import SignalPool
-from amrjax import presets
 from amrjax.errors import ConfigError
+from amrjax.protocols import cwloss
+from amrjax.reporting import report, run_report
 from amrjax.rundir import RunDir
 from amrjax.seeding import derive_seed
 from amrjax.train import TrainConfig, TrainState, evaluate, fit
@@ -247,7 +249,7 @@ def _kept_epoch(history: Sequence[dict], early_stopping: bool) -> int:
 def run(config: CwLossConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print, write_report: bool = True) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results;
-  ``write_report``: also write ``report.md`` and its plots (``amrjax.run_report``)."""
+  ``write_report``: also write ``report.md`` and its plots (``amrjax.reporting.run_report``)."""
   t_start = time.time()
   # The data and the splits are checked before the run directory is written, so a run
   # refused here leaves no config.json that the corrected command would clash with.

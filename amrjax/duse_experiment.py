@@ -11,7 +11,7 @@ each is used to train the evaluation model from scratch and test it:
 - ``duse_oneshot``: DUSE without active learning, one round with the whole budget (Table IV
   first row, = the Margin baseline);
 - ``duse``: DUSE with R rounds (Algorithm 2);
-- any strategy of ``amrjax.strategies`` by name (``least_confidence``, ``deepfool``,
+- any strategy of ``amrjax.selection.strategies`` by name (``least_confidence``, ``deepfool``,
   ``glister``, ...): the DUSE paper's baselines (Tables I and II), selected one-shot at the
   same budget and setting by the same scorer trained on D_T for ``round_epochs``.
 
@@ -46,14 +46,17 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import expansion, models, one_shot, report, run_report, select, strategies
+from amrjax import models
+from amrjax import presets
 from amrjax.data import splits as splits_lib
 from amrjax.data.pool import SignalPool
-from amrjax.scoring import features
-from amrjax import presets
 from amrjax.errors import ConfigError
+from amrjax.protocols import expansion, one_shot
+from amrjax.reporting import report, run_report
 from amrjax.rundir import RunDir
+from amrjax.scoring import features
 from amrjax.seeding import derive_seed
+from amrjax.selection import select, strategies
 from amrjax.train import TrainConfig, diverged_where, evaluate, fit
 
 TARGET, RANDOM, ONESHOT, DUSE = 'target', 'random', 'duse_oneshot', 'duse'
@@ -211,7 +214,7 @@ def rate_label(rate: float) -> str:
 def run(config: DuseConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print, write_report: bool = True) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results;
-  ``write_report``: also write ``report.md`` and its plots (``amrjax.run_report``)."""
+  ``write_report``: also write ``report.md`` and its plots (``amrjax.reporting.run_report``)."""
   t_start = time.time()
   data = presets.load_dataset(config, log)
   spec = data.spec

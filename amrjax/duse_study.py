@@ -29,9 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from amrjax import duse_experiment as dx
-from amrjax import expansion, strategies, study_runs
-from amrjax import report as report_lib
+from amrjax import study_runs
 from amrjax.errors import ConfigError
+from amrjax.protocols import expansion
+from amrjax.reporting import report as report_lib
+from amrjax.selection import strategies
 
 DATASET = 'rml2016.10a'
 PRESET = 'study'

@@ -24,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import coreset, models, select, strategies, study_runs
+from amrjax import models, study_runs
 from amrjax import coreset_experiment as cx
 from amrjax.errors import ConfigError
+from amrjax.protocols import coreset
+from amrjax.selection import select, strategies
 
 DATASET = 'rml2016.10a'
 PRESET = 'study'

@@ -45,7 +45,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from amrjax import progress
 from amrjax.data.pool import Batch, SignalPool, iter_batches
 from amrjax.errors import ConfigError
-from amrjax.select import StreamingTopK
+from amrjax.selection.select import StreamingTopK
 
 DATA_AXIS = 'data'
 
@@ -208,7 +208,7 @@ def top_k_pool(fn: Callable[..., jax.Array], variables: Any, pool: SignalPool, k
                with_labels: bool = False, prefetch: int = 2) -> tuple[np.ndarray, np.ndarray]:
   """The ``k`` members with the largest (or smallest) score, never holding all n scores.
 
-  Each batch's scores are folded into a :class:`amrjax.select.StreamingTopK` (O(k + batch)
+  Each batch's scores are folded into a :class:`amrjax.selection.select.StreamingTopK` (O(k + batch)
   host memory); with several processes each keeps its own k best and one all-gather of
   those candidates gives the global k, identical on every process. The result equals
   ``select.top_k`` over all n scores, ties going to the smaller sample id.

@@ -20,9 +20,10 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from amrjax import models, scoring, select
+from amrjax import models, scoring
 from amrjax.data import sources, splits
 from amrjax.errors import ConfigError
+from amrjax.selection import select
 from amrjax.train import TrainConfig, fit
 
 

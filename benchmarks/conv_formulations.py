@@ -25,7 +25,8 @@ import numpy as np
 from absl import app, flags, logging
 from jax import lax
 
-from amrjax import flops, models
+from amrjax import models
+from amrjax.models import flops
 from benchmarks.scoring_throughput import best_time, matmul_rate
 
 IN_CHANNELS, OUT_CHANNELS, KH, KW = 256, 80, 2, 3

@@ -2,7 +2,7 @@
 
 For every registered model, at L = 128 with 11 classes (RML2016.10a) and at L = 1024 with 24
 classes (RML2018.01a): the parameter count, the forward FLOPs of one sample in eval mode
-(``amrjax.flops.count_flops``, which multiplies loop bodies by their trip count) next to
+(``amrjax.models.flops.count_flops``, which multiplies loop bodies by their trip count) next to
 XLA's own cost analysis (which counts a loop body once, so it under-counts the recurrent
 models), and the embedding width. Writes a markdown table.
 
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from absl import app, flags, logging
 
 from amrjax import models
-from amrjax.flops import count_flops, xla_flops
+from amrjax.models.flops import count_flops, xla_flops
 
 flags.DEFINE_string('out', 'docs/model_card.md', 'Markdown file to write.')
 flags.DEFINE_list('models', None, 'Models to include (default: every registered model).')
@@ -79,7 +79,7 @@ def main(argv):
       'Measured by `python -m benchmarks.model_card` (jax '
       f'{jax.__version__}). FLOPs: forward pass of one sample in eval mode, 2 per '
       'multiply-accumulate, counted from the jaxpr with loop bodies times their trip count '
-      '(`amrjax/flops.py`); the XLA column is `cost_analysis()` of the compiled function, '
+      '(`amrjax/models/flops.py`); the XLA column is `cost_analysis()` of the compiled function, '
       'which counts a `while` body once and so under-counts the recurrent models by about '
       'the sequence length, and skips the multiply-adds on zero padding, so it is lower for '
       'models whose convolutions pad heavily (ResNet\'s 3 x 2 kernels on a width-2 image, '

@@ -39,10 +39,12 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from amrjax import flops, models, parallel, scoring, select
+from amrjax import models, parallel, scoring
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
+from amrjax.models import flops
 from amrjax.scoring import boundary, gradients, uncertainty
+from amrjax.selection import select
 
 SOFTMAX_SCORERS = ('margin', 'entropy', 'el2n')
 SCORERS = SOFTMAX_SCORERS + ('grand', 'deepfool')

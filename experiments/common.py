@@ -18,8 +18,9 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from amrjax import parallel, progress, strategies
+from amrjax import parallel, progress
 from amrjax.errors import AmrjaxError, ConfigError
+from amrjax.selection import strategies
 
 flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 of a multi-process '
                     'run (jax.distributed); unset: one process.')

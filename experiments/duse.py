@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from absl import flags
 
-from amrjax import duse_experiment, expansion
+from amrjax import duse_experiment
+from amrjax.protocols import expansion
 from experiments import common
 
 flags.DEFINE_string('dataset', 'sig2019', 'rml2016.10a, rml2016.10b, rml2016.04c, '

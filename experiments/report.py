@@ -3,13 +3,13 @@ r"""Writes ``report.md`` and its plots for a finished run directory, and prints 
   python -m experiments.report runs/duse/sig2019-quick-20261123-101500
 
 Every driver does this at the end of its run; this command rebuilds a report (after
-installing scikit-learn for the t-SNE plot, say). See ``amrjax.run_report``.
+installing scikit-learn for the t-SNE plot, say). See ``amrjax.reporting.run_report``.
 """
 
 from __future__ import annotations
 
-from amrjax import run_report
 from amrjax.errors import ConfigError
+from amrjax.reporting import run_report
 from experiments import common
 
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from amrjax import plots
 from amrjax.data import formats, specs
 from amrjax.data.pool import SignalPool
+from amrjax.reporting import plots
 
 
 def random_pool(n=64, num_classes=4, length=128, seed=0, snrs=(12, 14)) -> SignalPool:

@@ -13,12 +13,12 @@ import sys
 
 
 def main(port: str, process_id: int, num_processes: int, out: str) -> None:
-  from amrjax import parallel  # noqa: PLC0415 - after argv parsing, before devices
+  from amrjax import parallel
   parallel.initialize_distributed(f'localhost:{port}', num_processes, process_id, timeout_s=60)
   import jax  # noqa: PLC0415
   import numpy as np  # noqa: PLC0415
 
-  from amrjax import scoring  # noqa: PLC0415
+  from amrjax import scoring
   from tests.multiprocess_setup import BATCH, K, scorer_and_pool  # noqa: PLC0415
 
   model, variables, pool = scorer_and_pool()

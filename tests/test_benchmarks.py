@@ -6,10 +6,11 @@ import types
 import numpy as np
 import pytest
 
-from amrjax import models, scoring, select
+from amrjax import models, scoring
 from amrjax.data import formats, sources
-from amrjax.errors import ConfigError
 from amrjax.data import synth
+from amrjax.errors import ConfigError
+from amrjax.selection import select
 from benchmarks import (analog_separability, batchnorm_eval_gap, bf16_selection,
                         conv_formulations, out_of_core, scoring_throughput)
 from tests.helpers import random_pool

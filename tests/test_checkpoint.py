@@ -7,9 +7,10 @@ import types
 import numpy as np
 import pytest
 
-from amrjax import checkpoint, fileio
-from amrjax.checkpoint import RoundCheckpoints
+from amrjax import fileio
 from amrjax.errors import ConfigError
+from amrjax.train import checkpoint
+from amrjax.train.checkpoint import RoundCheckpoints
 
 FULL = ("RESOURCE_EXHAUSTED: Error writing \"a/0\" in OCDBT database at local file "
         "\"/x.orbax-checkpoint-tmp/ocdbt.process_0/\": Failed to write 316702 bytes to file "

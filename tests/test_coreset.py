@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from amrjax import coreset, models, one_shot, select
+from amrjax import models
 from amrjax.errors import ConfigError
+from amrjax.protocols import coreset, one_shot
 from amrjax.scoring import dynamics
+from amrjax.selection import select
 from amrjax.train import TrainConfig
 from tests.helpers import random_pool
 

@@ -2,10 +2,11 @@ import jax
 import numpy as np
 import pytest
 
-from amrjax import cwloss, models
+from amrjax import models
 from amrjax.data import synth
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
+from amrjax.protocols import cwloss
 from amrjax.train import TrainConfig, evaluate, fit, init_state, predict_logits
 from amrjax.train.loop import accuracy_report
 from amrjax.train.losses import cross_entropy

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from amrjax import models
+from amrjax.errors import ConfigError
 from amrjax.models import parameter_count
-from amrjax.distill import (DistillationLoss, HintedStudent, InferenceTime, distill,
+from amrjax.protocols.distill import (DistillationLoss, HintedStudent, InferenceTime, distill,
                             feature_distance, inference_time, soft_target_loss)
 from amrjax.scoring import features as features_lib
-from amrjax.errors import ConfigError
 from amrjax.train import TrainConfig, fit, init_state, predict_logits
 from amrjax.train.losses import cross_entropy
 from tests.helpers import random_pool

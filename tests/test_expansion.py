@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from amrjax import expansion, models, scoring, select
+from amrjax import models, scoring
 from amrjax.errors import ConfigError
+from amrjax.protocols import expansion
+from amrjax.selection import select
 from amrjax.train import TrainConfig, fit, loop
 from tests.helpers import random_pool
 

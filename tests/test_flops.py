@@ -4,7 +4,7 @@ import pytest
 from jax import lax
 
 from amrjax import models
-from amrjax.flops import count_flops, xla_flops
+from amrjax.models.flops import count_flops, xla_flops
 
 
 def test_matmul_and_bias_closed_form():

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amrjax import parallel, scoring, select
+from amrjax import parallel, scoring
 from amrjax.errors import ConfigError
+from amrjax.selection import select
 from tests.multiprocess_setup import BATCH, K, scorer_and_pool
 
 TIMEOUT_S = 240

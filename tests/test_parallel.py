@@ -4,8 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from amrjax import parallel, select
+from amrjax import parallel
 from amrjax.errors import ConfigError
+from amrjax.selection import select
 from tests.helpers import random_pool
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from amrjax import plots
 from amrjax.errors import ConfigError
+from amrjax.reporting import plots
 
 CLASSES = ['BPSK', 'QPSK', '8PSK', 'FM']
 

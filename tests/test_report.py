@@ -1,4 +1,4 @@
-from amrjax import report
+from amrjax.reporting import report
 
 
 def test_format_cell():

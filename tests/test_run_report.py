@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amrjax import plots, run_report
 from amrjax.errors import ConfigError
+from amrjax.reporting import plots, run_report
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ['BPSK', 'QPSK', 'FM']

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from amrjax import select
 from amrjax.errors import ConfigError
+from amrjax.selection import select
 
 
 def test_direction_on_two_samples():

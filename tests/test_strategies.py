@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from amrjax import models, one_shot, select, strategies
+from amrjax import models
 from amrjax.errors import ConfigError
+from amrjax.protocols import one_shot
 from amrjax.seeding import derive_seed
+from amrjax.selection import select, strategies
 from amrjax.train import TrainConfig
 from tests.helpers import random_pool
 

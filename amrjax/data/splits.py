@@ -13,9 +13,9 @@ import dataclasses
 
 import numpy as np
 
-from amrjax import select
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
+from amrjax.selection import select
 
 
 @dataclasses.dataclass(frozen=True)

@@ -62,7 +62,7 @@ Choices the code leaves open, and where we differ from it:
   bins, and hand the complex result to ``torch.Tensor``), so every zoo model takes the same
   (B, 2, L) input and input gradients (DeepFool) pass through it. It is a fixed, exact
   strided convolution with the windowed DFT rows, not ``jnp.fft`` (cheap, jit-able,
-  differentiable, and counted by ``amrjax.flops``); it equals scipy's output, including its
+  differentiable, and counted by ``amrjax.models.flops``); it equals scipy's output, including its
   1 / sum(window) scaling and zero boundary padding (test against ``np.fft`` and scipy).
   Only the I channel is transformed, as in the authors' code.
 - Real part: ``torch.Tensor`` of a complex array keeps its real part (casting discards the

@@ -1,7 +1,7 @@
 """Per-sample scores of every method in the papers: pure, jit-able functions of arrays.
 
 Each returns the paper's own quantity; which end is selected is the strategy's business
-(``amrjax.select``, ``amrjax.strategies``).
+(``amrjax.selection.select``, ``amrjax.selection.strategies``).
 
 - softmax outputs (``uncertainty``): :func:`least_confidence`, :func:`entropy`,
   :func:`margin`, :func:`topk_entropy_weight`, :func:`el2n`;

@@ -4,7 +4,7 @@ Ducoffe & Precioso (2018, "Adversarial active learning for deep networks: a marg
 approach") use the norm of the DeepFool perturbation as a margin proxy: a sample with a small
 adversarial perturbation lies close to the decision boundary. DeepCore ranks samples the
 same way. The score is a distance; selecting the smallest is the strategy layer's business
-(``amrjax.select``).
+(``amrjax.selection.select``).
 
 DeepFool linearises the classifier around the current iterate (paper Alg. 2). With k0 the
 originally predicted class, f'_k = f_k - f_k0 and w'_k = grad f_k - grad f_k0 at

@@ -1,7 +1,7 @@
 """Uncertainty scores from softmax outputs.
 
 Each function returns the quantity its paper defines, one value per sample; which end of
-the ranking is selected is the strategy's business (``amrjax.select``), not the scorer's.
+the ranking is selected is the strategy's business (``amrjax.selection.select``), not the scorer's.
 """
 
 from __future__ import annotations

@@ -48,12 +48,12 @@ import numpy as np
 import optax
 
 from amrjax import parallel, progress
-from amrjax.checkpoint import RoundCheckpoints
 from amrjax.data.pool import SignalPool
 from amrjax.errors import AmrjaxError, ConfigError
 from amrjax.scoring import dynamics as dynamics_lib
 from amrjax.seeding import derive_seed
 from amrjax.train import batchnorm
+from amrjax.train.checkpoint import RoundCheckpoints
 from amrjax.train.losses import (CROSS_ENTROPY, FEATURES, Objective, cross_entropy,
                                  masked_mean)
 from amrjax.train.state import TrainState, create_state

@@ -9,7 +9,7 @@ given to ``fit`` (or None). Objectives are frozen dataclasses so that equal sett
 compare and hash equal and share one compiled train step. An objective whose
 ``reads_features`` is true is called with a fourth argument: the (B, D) array the model
 sowed in train mode as ``self.sow('intermediates', FEATURES, ...)`` (a feature-distillation
-term, ``amrjax.distill``).
+term, ``amrjax.protocols.distill``).
 """
 
 from __future__ import annotations

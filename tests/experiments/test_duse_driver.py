@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amrjax import duse_experiment, expansion
+from amrjax import duse_experiment
 from amrjax.data import formats, specs, synth
 from amrjax.errors import ConfigError
+from amrjax.protocols import expansion
 from tests.helpers import assert_report
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from amrjax import (clst_experiment, coreset_experiment, cwloss_experiment, duse_experiment,
-                    presets, run_report)
+from amrjax import clst_experiment, coreset_experiment, cwloss_experiment, duse_experiment, presets
 from amrjax.errors import ConfigError
+from amrjax.reporting import run_report
 from tests.helpers import write_rml2016_without_cells
 
 REPO = Path(__file__).resolve().parents[2]

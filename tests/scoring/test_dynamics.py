@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from amrjax.scoring import dynamics
-from amrjax import select
+from amrjax.selection import select
 
 # Hand-worked correctness sequences (one presentation per epoch, T = 6):
 SEQUENCES = np.array([

@@ -3,8 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from amrjax import scoring, select
+from amrjax import scoring
 from amrjax.errors import ConfigError
+from amrjax.selection import select
 
 
 def _numpy_margin(probs):

@@ -32,12 +32,13 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from amrjax import progress, scoring, select
-from amrjax.checkpoint import RoundCheckpoints
+from amrjax import progress, scoring
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
 from amrjax.seeding import derive_seed
+from amrjax.selection import select
 from amrjax.train import TrainConfig, TrainState, diverged_where, fit, init_state
+from amrjax.train.checkpoint import RoundCheckpoints
 
 IMBALANCE = 'imbalance'
 BALANCE = 'balance'
@@ -199,7 +200,7 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
     largest: select the largest scores instead (DUSE selects the smallest margins).
     on_round: called with each round's record.
     on_epoch: called with each scorer training epoch's metrics.
-    checkpoints: a folder for round checkpoints (:class:`amrjax.checkpoint.RoundCheckpoints`:
+    checkpoints: a folder for round checkpoints (:class:`amrjax.train.checkpoint.RoundCheckpoints`:
       the scorer's state and the records so far after every round, only the latest kept;
       within a round, the scorer training's epoch checkpoints in ``round-r-epochs/``). If
       it holds an interrupted call's, the loop continues after the last complete round

@@ -11,7 +11,7 @@ The protocol (FoQuS Sec. III, Algorithm 1, and Sec. IV-A):
 3. select a class-balanced coreset of round(rate N) samples ("all coresets are
    class-balanced, i.e., the number of samples in each class is the same", Sec. IV-B):
    FoQuS cuts its three tiers within each class and draws the tier shares
-   (``amrjax.select.tiered``); scored baselines keep their best end per class; greedy
+   (``amrjax.selection.select.tiered``); scored baselines keep their best end per class; greedy
    baselines run per class; Uniform draws per class.
 
 One trained scorer serves every method and every rate of a (model, seed): DeepCore trains
@@ -34,10 +34,11 @@ from typing import Any
 import flax.linen as nn
 import numpy as np
 
-from amrjax import one_shot, select, strategies
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
+from amrjax.protocols import one_shot
 from amrjax.scoring.dynamics import FOQUS_COMPONENTS
+from amrjax.selection import select, strategies
 from amrjax.train import TrainConfig
 
 CORESET_METHODS = strategies.FOQUS_BASELINES + ('foqus',)

@@ -6,8 +6,8 @@ Forgetting, GraNd, Herding, k-Center Greedy, Least confidence, Entropy, Margin),
 FoQuS and DUSE, is a :class:`Strategy` in one registry: its name, what it needs from a
 trained scorer, its direction (largest, smallest, greedy, random, tiered, or DUSE's rounds),
 its score or greedy pass over a :class:`Context`, its options and their defaults, and the
-paper it follows. Running one is the protocols' business: ``amrjax.one_shot`` (train a
-scorer, score, select) and ``amrjax.expansion`` (DUSE's rounds).
+paper it follows. Running one is the protocols' business: ``amrjax.protocols.one_shot`` (train a
+scorer, score, select) and ``amrjax.protocols.expansion`` (DUSE's rounds).
 
 ``needs`` names what a strategy requires from the trained scorer: ``'softmax'``,
 ``'embedding'``, ``'gradient'`` (per-example gradients or the last layer),
@@ -26,13 +26,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from amrjax import parallel, select
+from amrjax import parallel
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
 from amrjax.registry import Registry
 from amrjax.scoring import boundary, dynamics as dynamics_lib, features, geometry, gradients
 from amrjax.scoring import uncertainty
 from amrjax.scoring.glister import glister as glister_greedy
+from amrjax.selection import select
 
 LARGEST, SMALLEST, GREEDY, RANDOM, TIERED = 'largest', 'smallest', 'greedy', 'random', 'tiered'
 ROUNDS = 'rounds'  # DUSE: the smallest margins, over active-learning rounds
@@ -288,7 +289,7 @@ register(Strategy('duse', 'DUSE', frozenset({'softmax'}), ROUNDS,
                   score=_softmax_score(uncertainty.margin),
                   defaults={'rounds': 5, 'warm_start': True},
                   reference='DUSE Algorithm 2: the smallest margins (Eq. 7, 10) over R '
-                  'rounds, the scorer retrained on the growing D_T (amrjax.expansion)'))
+                  'rounds, the scorer retrained on the growing D_T (amrjax.protocols.expansion)'))
 
 DUSE_BASELINES = ('least_confidence', 'entropy', 'margin', 'deepfool', 'forgetting',
                   'glister', 'grand', 'herding')

@@ -4,8 +4,8 @@ select the budget.
 
 :func:`select_one_shot` is :func:`train_scorer` followed by :func:`select_with`; called
 apart, one trained scorer serves any number of strategies and budgets
-(``amrjax.coreset``). The strategies themselves (what each needs, how it scores, which end
-it keeps) are the registry in ``amrjax.strategies``.
+(``amrjax.protocols.coreset``). The strategies themselves (what each needs, how it scores,
+which end it keeps) are the registry in ``amrjax.selection.strategies``.
 
 Two uses share the protocol:
 - expansion (DUSE): the starting set is D_T and the pool is D_A; greedy methods treat D_T
@@ -18,7 +18,7 @@ When the pool is not the training set, training-dynamics methods (Forgetting, Fo
 record the pool's eval-mode correctness and loss after every selection epoch: the pool is
 never presented, so this is the nearest equivalent, and it is our choice (the DUSE paper
 does not say how it ran Forgetting on D_A). DUSE itself (active-learning rounds) runs
-through ``amrjax.expansion.expand``.
+through ``amrjax.protocols.expansion.expand``.
 """
 
 from __future__ import annotations
@@ -34,11 +34,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from amrjax import expansion, parallel, select, strategies
+from amrjax import parallel
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
+from amrjax.protocols import expansion
 from amrjax.scoring import dynamics as dynamics_lib, features
 from amrjax.seeding import derive_seed
+from amrjax.selection import select, strategies
 from amrjax.train import TrainConfig, fit, fit_recording
 from amrjax.train.loop import loss_and_correct_fn
 
@@ -154,9 +156,9 @@ def _check_budget(budget: int, pool: SignalPool, quotas: np.ndarray | None) -> N
     raise ConfigError(f'class quotas sum to {int(np.sum(quotas))}, not the budget {budget}')
 
 
-def select_with(strategy: str | strategies.Strategy, scorer: TrainedScorer, budget: int, *, seed: int,
-                quotas: np.ndarray | None = None, options: Mapping[str, Any] | None = None,
-                batch_size: int = 1024) -> Selection:
+def select_with(strategy: str | strategies.Strategy, scorer: TrainedScorer, budget: int, *,
+                seed: int, quotas: np.ndarray | None = None,
+                options: Mapping[str, Any] | None = None, batch_size: int = 1024) -> Selection:
   """Selects ``budget`` pool samples with ``strategy`` from an already trained scorer.
 
   Same arguments as :func:`select_one_shot` (``seed`` drives the random draws: ties,
@@ -176,7 +178,7 @@ def select_with(strategy: str | strategies.Strategy, scorer: TrainedScorer, budg
     return Selection(positions, None, [], time.time() - t0)
   if strategy.direction == strategies.ROUNDS:
     raise ConfigError(f'{strategy.name} retrains its scorer over rounds; use '
-                      'select_one_shot or amrjax.expansion.expand')
+                      'select_one_shot or amrjax.protocols.expansion.expand')
   missing = strategies.required_outputs(strategy, options) - scorer.needs
   if missing:
     raise ConfigError(f'{strategy.name} needs {", ".join(sorted(missing))} from the scorer; '
@@ -226,7 +228,7 @@ def select_one_shot(strategy: str | strategies.Strategy, model: nn.Module | None
   """The baselines' one-shot protocol: train on ``start``, score ``pool``, select.
 
   Args:
-    strategy: a registered name or a :class:`amrjax.strategies.Strategy`.
+    strategy: a registered name or a :class:`amrjax.selection.strategies.Strategy`.
     model: the scorer (DUSE: the 2D-CNN); unused by Uniform.
     start: the labelled starting set the scorer trains on (DUSE: D_T). Pass the pool
       itself for coreset selection.
@@ -269,7 +271,7 @@ def select_one_shot(strategy: str | strategies.Strategy, model: nn.Module | None
 
 def _expand(strategy, model, start, pool, budget, train, seed, quotas, options, batch_size,
             t0) -> Selection:
-  """DUSE through :func:`amrjax.expansion.expand`, as a one-call selection."""
+  """DUSE through :func:`amrjax.protocols.expansion.expand`, as a one-call selection."""
   setting = expansion.IMBALANCE
   if quotas is not None:
     balanced = select.balanced_quotas(start.class_counts(), budget, pool.class_counts())

@@ -5,7 +5,7 @@ drivers) and writes ``report.md`` beside it, with the PNG plots under ``plots/``
 
 - every result table in the paper's layout: test accuracy in %, mean ± std over seeds,
   the best mean of each column in bold (as the papers print them);
-- plots (``amrjax.plots``), by experiment:
+- plots (``amrjax.reporting.plots``), by experiment:
 
   ========  ==============================================================================
   duse      per-class counts of the expanded sets (DUSE Fig. 3), accuracy against the
@@ -36,9 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import models, plots, report
+from amrjax import models
 from amrjax.errors import AmrjaxError, ConfigError
 from amrjax.fileio import atomic_path, atomic_write
+from amrjax.reporting import plots, report
 
 PLOTS = 'plots'
 EXPERIMENT_TITLES = {

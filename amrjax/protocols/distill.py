@@ -60,8 +60,8 @@ from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
 from amrjax.scoring import features as features_lib
 from amrjax.train import TrainConfig, TrainState, fit, predict_logits
-from amrjax.train.losses import FEATURES, cross_entropy
 from amrjax.train.loop import logits_fn
+from amrjax.train.losses import FEATURES, cross_entropy
 
 
 def soft_target_loss(student_logits: jax.Array, teacher_logits: jax.Array,
@@ -134,7 +134,7 @@ class DistillationLoss:
   def __call__(self, logits, labels, extra, features=None):
     if extra is None:
       raise ConfigError('the distillation loss needs the teacher logits: pass '
-                        'targets=teacher_logits to fit (or use amrjax.distill.distill)')
+                        'targets=teacher_logits to fit (or use amrjax.protocols.distill.distill)')
     num_classes = logits.shape[-1]
     width = num_classes + (0 if features is None else features.shape[-1])
     if extra.shape != logits.shape[:1] + (width,):
@@ -144,7 +144,7 @@ class DistillationLoss:
                         '; teacher and student need the same classes')
     if self.reads_features and features is None:
       raise ConfigError('the feature term needs the student wrapped in HintedStudent (use '
-                        'amrjax.distill.distill)')
+                        'amrjax.protocols.distill.distill)')
     loss = jnp.zeros(logits.shape[:1], logits.dtype)
     if self.hard_weight:
       loss = loss + self.hard_weight * cross_entropy(logits, labels)

@@ -2,7 +2,7 @@
 
 One function per figure layout; each takes its data and a ``path``, writes one PNG there
 (100 dpi, a few tens of KB), creates the parent folder and returns the path. Nothing here
-knows about run directories (``amrjax.run_report`` collects the data).
+knows about run directories (``amrjax.reporting.run_report`` collects the data).
 
 - :func:`class_counts`: samples per class of each method's expanded set (DUSE Fig. 3).
 - :func:`accuracy_vs_rate`: test accuracy against the expansion, coreset or training
@@ -17,7 +17,7 @@ knows about run directories (``amrjax.run_report`` collects the data).
 Figures are ``matplotlib.figure.Figure`` objects on an Agg canvas, never pyplot's: importing
 this module opens no window, needs no display and keeps no figure alive after a call.
 Spreads are population standard deviations over seeds (``numpy.std``), as in
-``amrjax.report``.
+``amrjax.reporting.report``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Tables, plots and the per-run report.md."""
