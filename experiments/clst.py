@@ -4,19 +4,19 @@ distilled, trained on 3 % and 5 % of the data.
   python -m experiments.clst --dataset=rml2016.10a                  # quick preset
   python -m experiments.clst --dataset=rml2016.10a --preset=paper
 
-Flags left unset take the preset's value (``amrjax.clst_experiment.PRESETS``).
+Flags left unset take the preset's value (``amrjax.experiments.clst.PRESETS``).
 """
 
 from __future__ import annotations
 
 from absl import flags
 
-from amrjax import clst_experiment
+from amrjax.experiments import clst
 from experiments import common
 
 flags.DEFINE_string('dataset', 'rml2016.10a', 'rml2016.10a, rml2016.10b, rml2016.04c, '
                     'rml2018.01a or sig2019.')
-flags.DEFINE_enum('preset', 'quick', list(clst_experiment.PRESETS),
+flags.DEFINE_enum('preset', 'quick', list(clst.PRESETS),
                   'quick: minutes on a laptop CPU; study: the paper cut to fit a 2-core CPU '
                   '(docs/results.md); paper: ClST Sec. IV (3 % and 5 %, Adam '
                   '0.01, batch 256, cosine decay, 100 epochs).')
@@ -72,9 +72,9 @@ def main(argv):
   def body():
     overrides = common.explicit_flags(OVERRIDABLE, _PARSERS)
     overrides.setdefault('dataset', FLAGS.dataset)
-    config = clst_experiment.ClstConfig.from_preset(FLAGS.preset, **overrides)
+    config = clst.ClstConfig.from_preset(FLAGS.preset, **overrides)
     workdir = FLAGS.workdir or common.default_workdir('clst', config.dataset, config.preset)
-    clst_experiment.run(config, workdir, log=common.log, write_report=FLAGS.report)
+    clst.run(config, workdir, log=common.log, write_report=FLAGS.report)
 
   common.run_reporting_errors(body)
 

@@ -4,19 +4,19 @@ r"""AFNet's confidence-weighted loss (Shi et al. 2022): Table I (k) and Table II
   python -m experiments.cwloss --dataset=rml2016.10a --preset=paper
   python -m experiments.cwloss --tables=table2 --models=resnet,cldnn --seeds=0,1,2
 
-Flags left unset take the preset's value (``amrjax.cwloss_experiment.PRESETS``).
+Flags left unset take the preset's value (``amrjax.experiments.cwloss.PRESETS``).
 """
 
 from __future__ import annotations
 
 from absl import flags
 
-from amrjax import cwloss_experiment
+from amrjax.experiments import cwloss
 from experiments import common
 
 flags.DEFINE_string('dataset', 'rml2016.10a', 'rml2016.10a (AFNet), rml2016.10b, '
                     'rml2016.04c, rml2018.01a or sig2019.')
-flags.DEFINE_enum('preset', 'quick', list(cwloss_experiment.PRESETS),
+flags.DEFINE_enum('preset', 'quick', list(cwloss.PRESETS),
                   'quick: minutes on a laptop CPU; paper: AFNet Sec. IV; study: the paper cut '
                   'to fit a 2-core CPU (docs/results.md).')
 flags.DEFINE_list('tables', None, 'Which tables to run: table1 (k sweep on the weight '
@@ -61,9 +61,9 @@ def main(argv):
   def body():
     overrides = common.explicit_flags(OVERRIDABLE, _PARSERS)
     overrides.setdefault('dataset', FLAGS.dataset)
-    config = cwloss_experiment.CwLossConfig.from_preset(FLAGS.preset, **overrides)
+    config = cwloss.CwLossConfig.from_preset(FLAGS.preset, **overrides)
     workdir = FLAGS.workdir or common.default_workdir('cwloss', config.dataset, config.preset)
-    cwloss_experiment.run(config, workdir, log=common.log, write_report=FLAGS.report)
+    cwloss.run(config, workdir, log=common.log, write_report=FLAGS.report)
 
   common.run_reporting_errors(body)
 

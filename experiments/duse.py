@@ -3,20 +3,20 @@ r"""DUSE data expansion (Lu et al. 2025): target only vs random vs DUSE, over se
   python -m experiments.duse --dataset=sig2019                 # quick preset
   python -m experiments.duse --dataset=rml2016.10a --preset=paper --setting=balance
 
-Flags left unset take the preset's value (``amrjax.duse_experiment.PRESETS``).
+Flags left unset take the preset's value (``amrjax.experiments.duse.PRESETS``).
 """
 
 from __future__ import annotations
 
 from absl import flags
 
-from amrjax import duse_experiment
+from amrjax.experiments import duse
 from amrjax.protocols import expansion
 from experiments import common
 
 flags.DEFINE_string('dataset', 'sig2019', 'rml2016.10a, rml2016.10b, rml2016.04c, '
                     'rml2018.01a or sig2019.')
-flags.DEFINE_enum('preset', 'quick', list(duse_experiment.PRESETS),
+flags.DEFINE_enum('preset', 'quick', list(duse.PRESETS),
                   'quick: minutes on a laptop CPU; study: the paper\'s data scale, epochs and '
                   'baselines at 4 % and 9 % with the 1D-CNN (hours on a CPU); paper: DUSE '
                   'Sec. IV-D.')
@@ -76,14 +76,14 @@ def run_from_flags(kind: str, defaults: dict | None = None) -> None:
   def body():
     overrides = {**(defaults or {}), **common.explicit_flags(OVERRIDABLE, _PARSERS)}
     # A preset that names its dataset (study) takes it unless --dataset is given.
-    overrides.setdefault('dataset', duse_experiment.PRESETS[FLAGS.preset].get(
+    overrides.setdefault('dataset', duse.PRESETS[FLAGS.preset].get(
         'dataset', FLAGS.dataset))
     if FLAGS.strategy_option:
       overrides['strategy_options'] = common.strategy_options(
-          FLAGS.strategy_option, duse_experiment.PRESETS[FLAGS.preset]['strategy_options'])
-    config = duse_experiment.DuseConfig.from_preset(FLAGS.preset, **overrides)
+          FLAGS.strategy_option, duse.PRESETS[FLAGS.preset]['strategy_options'])
+    config = duse.DuseConfig.from_preset(FLAGS.preset, **overrides)
     workdir = FLAGS.workdir or common.default_workdir(kind, config.dataset, config.preset)
-    duse_experiment.run(config, workdir, log=common.log, write_report=FLAGS.report)
+    duse.run(config, workdir, log=common.log, write_report=FLAGS.report)
 
   common.run_reporting_errors(body)
 

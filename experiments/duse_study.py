@@ -3,7 +3,7 @@ r"""The DUSE study at the paper's data scale: run its named runs, print its tabl
   python -m experiments.duse_study --run=table1-seed0,table1-seed1   # hours each, resumable
   python -m experiments.duse_study                                    # the tables so far
 
-Each named run (``amrjax.duse_study.RUNS``) is ``experiments.duse --preset=study
+Each named run (``amrjax.experiments.duse_study.RUNS``) is ``experiments.duse --preset=study
 --dataset=rml2016.10a`` with a few settings changed, in its own run directory
 ``<workdir>/<name>``; a killed run resumes when started again. Without ``--run`` the
 command only reads the run directories (finished or not) and prints Tables I, II and IV
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from amrjax import duse_experiment, duse_study
+from amrjax.experiments import duse, duse_study
 from experiments import common
 
 flags.DEFINE_string('workdir', 'runs/duse-study', 'The study folder: one run directory per '
@@ -28,7 +28,7 @@ def main(argv):
   del argv
 
   def body():
-    common.run_study(duse_study, duse_experiment.run, FLAGS.workdir, FLAGS.run)
+    common.run_study(duse_study, duse.run, FLAGS.workdir, FLAGS.run)
 
   common.run_reporting_errors(body)
 

@@ -5,19 +5,19 @@ r"""FoQuS coreset selection (forgetting, persistent error, quality) against 10 b
   python -m experiments.foqus --ablation --rates=0.01                # FoQuS Table V
   python -m experiments.foqus --selection_models=cnn1d --eval_models=cnn2d,signet
 
-Flags left unset take the preset's value (``amrjax.coreset_experiment.PRESETS``).
+Flags left unset take the preset's value (``amrjax.experiments.foqus.PRESETS``).
 """
 
 from __future__ import annotations
 
 from absl import flags
 
-from amrjax import coreset_experiment
+from amrjax.experiments import foqus
 from experiments import common
 
 flags.DEFINE_string('dataset', 'rml2016.10a', 'rml2016.10a, sig2019 or rml2018.01a (FoQuS); '
                     'any registered dataset works.')
-flags.DEFINE_enum('preset', 'quick', list(coreset_experiment.PRESETS),
+flags.DEFINE_enum('preset', 'quick', list(foqus.PRESETS),
                   'quick: minutes on a laptop CPU; paper: FoQuS Sec. IV-B; study: the paper cut '
                   'to fit a 2-core CPU (docs/results.md).')
 flags.DEFINE_list('rates', None, 'Coreset rates as fractions (paper: 0.01,0.05,0.1,0.2,0.3).')
@@ -78,9 +78,9 @@ def main(argv):
       foqus_options['beta'] = FLAGS.beta
     if foqus_options:
       overrides['strategy_options'] = {'foqus': foqus_options}
-    config = coreset_experiment.CoresetConfig.from_preset(FLAGS.preset, **overrides)
+    config = foqus.CoresetConfig.from_preset(FLAGS.preset, **overrides)
     workdir = FLAGS.workdir or common.default_workdir('foqus', config.dataset, config.preset)
-    coreset_experiment.run(config, workdir, log=common.log, write_report=FLAGS.report)
+    foqus.run(config, workdir, log=common.log, write_report=FLAGS.report)
 
   common.run_reporting_errors(body)
 

@@ -3,7 +3,7 @@ r"""The FoQuS study at the paper's data scale: run its named runs, print its tab
   python -m experiments.foqus_study --run=table1,table5   # about an hour each, resumable
   python -m experiments.foqus_study                       # the tables so far
 
-Each named run (``amrjax.foqus_study.RUNS``) is ``experiments.foqus --preset=study
+Each named run (``amrjax.experiments.foqus_study.RUNS``) is ``experiments.foqus --preset=study
 --dataset=rml2016.10a`` with a few settings changed, in its own run directory
 ``<workdir>/<name>``; a killed run resumes when started again. Without ``--run`` the
 command only reads the run directories (finished or not) and prints Tables I, IV and V and
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from amrjax import coreset_experiment, foqus_study
+from amrjax.experiments import foqus, foqus_study
 from experiments import common
 
 flags.DEFINE_string('workdir', 'runs/foqus-study', 'The study folder: one run directory per '
@@ -28,7 +28,7 @@ def main(argv):
   del argv
 
   def body():
-    common.run_study(foqus_study, coreset_experiment.run, FLAGS.workdir, FLAGS.run)
+    common.run_study(foqus_study, foqus.run, FLAGS.workdir, FLAGS.run)
 
   common.run_reporting_errors(body)
 

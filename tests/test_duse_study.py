@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from amrjax import duse_study
 from amrjax.errors import ConfigError
-from amrjax.rundir import RunDir
+from amrjax.experiments import duse_study
+from amrjax.experiments.rundir import RunDir
 
 
 def _write(root, name, records, counts=None, **changes):

@@ -10,8 +10,8 @@ import pytest
 from amrjax import fileio
 from amrjax.data import formats, specs
 from amrjax.errors import ConfigError, DataFormatError
+from amrjax.experiments.rundir import RunDir
 from amrjax.fileio import atomic_write
-from amrjax.rundir import RunDir
 
 
 def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path):

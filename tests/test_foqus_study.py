@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from amrjax import foqus_study
 from amrjax.errors import ConfigError
-from amrjax.rundir import RunDir
+from amrjax.experiments import foqus_study
+from amrjax.experiments.rundir import RunDir
 
 
 def _write(root, name, records, eval_model='cnn1d', **changes):

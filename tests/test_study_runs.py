@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from amrjax import study_runs
 from amrjax.errors import ConfigError
+from amrjax.experiments import study_runs
 
 
 def test_reads_matching_run_directories_and_names_the_others(tmp_path):

@@ -18,8 +18,8 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from amrjax import clst_experiment
 from amrjax.errors import ConfigError
+from amrjax.experiments import clst
 from experiments import clst as driver
 from tests.helpers import assert_report, random_pool
 
@@ -112,50 +112,50 @@ def test_bad_fraction_is_one_line(tmp_path):
 
 
 def test_presets_and_settings():
-  paper = clst_experiment.ClstConfig.from_preset('paper', seeds=(1, 2))
+  paper = clst.ClstConfig.from_preset('paper', seeds=(1, 2))
   assert paper.fractions == (0.03, 0.05) and paper.epochs == paper.teacher_epochs == 100
   assert paper.batch_size == 256 and paper.learning_rate == 0.01
   assert paper.schedule == 'cosine' and paper.synthetic_per_cell is None
   assert paper.students == ('kd_cnn', 'kd_mobilenet') and paper.seeds == (1, 2)
-  quick = clst_experiment.ClstConfig.from_preset('quick', students=('KD-MobileNet',))
+  quick = clst.ClstConfig.from_preset('quick', students=('KD-MobileNet',))
   assert quick.students == ('kd_mobilenet',) and quick.teacher == 'clst'
   assert quick.distillation_loss(0.0).temperature == 4.0 and quick.feature_weights == (0.0,)
   assert paper.feature_weights == (0.0, 1.0)
-  study = clst_experiment.ClstConfig.from_preset('study')
+  study = clst.ClstConfig.from_preset('study')
   assert study.fractions == paper.fractions and study.batch_size == paper.batch_size
   assert study.learning_rate == 0.001 and study.synthetic_per_cell is None
   assert study.epochs == study.teacher_epochs == 30 and study.eval_per_cell == 100
   assert study.feature_weights == (0.0, 1.0)
   assert study.row_keys()[1:4] == [('kd_cnn', 'alone'), ('kd_cnn', 'distilled'),
                                    ('kd_cnn', 'distilled-c1')]
-  assert clst_experiment.feature_weight_of('distilled-c0.5') == 0.5
-  assert clst_experiment.feature_weight_of(clst_experiment.distilled_role(0.0)) == 0.0
+  assert clst.feature_weight_of('distilled-c0.5') == 0.5
+  assert clst.feature_weight_of(clst.distilled_role(0.0)) == 0.0
   with pytest.raises(ConfigError, match='distinct feature weights'):
-    clst_experiment.ClstConfig(feature_weights=(1.0, 1))
+    clst.ClstConfig(feature_weights=(1.0, 1))
   with pytest.raises(ConfigError, match='must be non-negative'):
-    clst_experiment.ClstConfig(feature_weights=(-1.0,))
+    clst.ClstConfig(feature_weights=(-1.0,))
   with pytest.raises(ConfigError, match='unknown preset'):
-    clst_experiment.ClstConfig.from_preset('huge')
+    clst.ClstConfig.from_preset('huge')
   with pytest.raises(ConfigError, match='unknown ClST setting'):
-    clst_experiment.ClstConfig.from_preset('quick', rates=(0.1,))
+    clst.ClstConfig.from_preset('quick', rates=(0.1,))
   with pytest.raises(ConfigError, match='temperature must be positive'):
-    clst_experiment.ClstConfig(temperature=-1.0)
+    clst.ClstConfig(temperature=-1.0)
   with pytest.raises(ConfigError, match='unknown model'):
-    clst_experiment.ClstConfig(students=('vgg99',))
+    clst.ClstConfig(students=('vgg99',))
 
 
 def test_few_shot_split_is_stratified_and_disjoint():
   pool = random_pool(n=600, num_classes=4, snrs=(0, 10, 20))  # 12 cells of 50
-  split = clst_experiment.few_shot_split(pool, 0.2, seed=0)
+  split = clst.few_shot_split(pool, 0.2, seed=0)
   assert split.summary() == {'train': 120, 'validation': 240, 'test': 240}
   for part in (split.train, split.validation, split.test):
     cells = np.unique(np.stack([part.y, part.snr]), axis=1, return_counts=True)[1]
     assert len(cells) == 12 and len(set(cells.tolist())) == 1  # equal per cell
   joined = np.concatenate([split.train.ids, split.validation.ids, split.test.ids])
   assert np.array_equal(np.sort(joined), pool.ids)
-  capped = clst_experiment.few_shot_split(pool, 0.2, seed=0, eval_per_cell=3, min_snr=5)
+  capped = clst.few_shot_split(pool, 0.2, seed=0, eval_per_cell=3, min_snr=5)
   assert capped.summary() == {'train': 80, 'validation': 24, 'test': 24}
-  other = clst_experiment.few_shot_split(pool, 0.2, seed=1)
+  other = clst.few_shot_split(pool, 0.2, seed=1)
   assert not np.array_equal(other.train.ids, split.train.ids)
   with pytest.raises(ConfigError, match='leaves no training vector'):
-    clst_experiment.few_shot_split(pool, 0.005, seed=0)
+    clst.few_shot_split(pool, 0.005, seed=0)

@@ -8,19 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import duse_experiment
+from amrjax.experiments import duse
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_one_selection_trains_every_evaluation_model(tiny_spec, tmp_path):
-  config = duse_experiment.DuseConfig(
+  config = duse.DuseConfig(
       dataset=tiny_spec.name, cache_dir=str(tmp_path / 'cache'), data_dir=str(tmp_path),
       rates=(0.2, 0.3), seeds=(0,), rounds=1, round_epochs=1, final_epochs=1, batch_size=16,
       max_per_cell=20, target_fraction=0.25, methods=('target', 'random', 'margin'),
       model='cnn1d', eval_models=('1d-cnn', 'kd-cnn', 'cnn1d'))
   assert config.eval_models == ('cnn1d', 'kd_cnn')  # canonical, duplicates dropped
-  results = duse_experiment.run(config, tmp_path / 'run', log=lambda _: None,
+  results = duse.run(config, tmp_path / 'run', log=lambda _: None,
                                 write_report=False)
   # Target once per model; random and DUSE once per model and rate.
   runs = results['runs']

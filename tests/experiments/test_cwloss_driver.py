@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amrjax import cwloss_experiment
 from amrjax.data import specs
 from amrjax.errors import ConfigError
+from amrjax.experiments import cwloss
 from tests.helpers import assert_report, random_pool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,34 +143,34 @@ def test_bad_settings_are_one_line(tmp_path):
 
 
 def test_presets_and_overrides():
-  quick = cwloss_experiment.CwLossConfig.from_preset('quick')
-  paper = cwloss_experiment.CwLossConfig.from_preset('paper', seeds=(4,))
+  quick = cwloss.CwLossConfig.from_preset('quick')
+  paper = cwloss.CwLossConfig.from_preset('paper', seeds=(4,))
   assert (paper.batch_size, paper.learning_rate, paper.patience) == (512, 1e-3, 15)
   assert paper.synthetic_per_cell is None and paper.max_per_cell is None
   assert paper.min_snr is None and paper.seeds == (4,) and paper.epochs >= 100
   assert quick.dataset == 'rml2016.10a' and quick.ks == (2, 3, 4) and quick.table2_k == 3
   assert quick.models == ('resnet', 'cldnn', 'lstm2', 'icamcnet')
   assert quick.weight_model == 'afnet'
-  study = cwloss_experiment.CwLossConfig.from_preset('study')
+  study = cwloss.CwLossConfig.from_preset('study')
   assert (study.batch_size, study.learning_rate, study.min_snr) == (512, 1e-3, None)
   assert study.max_per_cell == 200 and study.synthetic_per_cell is None  # the full file, cut
   assert study.ks == (2, 3, 4) and study.models == ('icamcnet', 'lstm2')
   assert study.seeds == (0,) and (study.epochs, study.patience) == (30, 6)
-  assert cwloss_experiment.CwLossConfig(models=('IC-AMCNet', 'lstm')).models == (
+  assert cwloss.CwLossConfig(models=('IC-AMCNet', 'lstm')).models == (
       'icamcnet', 'lstm2')
   with pytest.raises(ConfigError, match='unknown preset'):
-    cwloss_experiment.CwLossConfig.from_preset('huge')
+    cwloss.CwLossConfig.from_preset('huge')
   with pytest.raises(ConfigError, match='unknown table'):
-    cwloss_experiment.CwLossConfig(tables=('table3',))
+    cwloss.CwLossConfig(tables=('table3',))
   with pytest.raises(ConfigError, match='needs a validation split'):
-    cwloss_experiment.CwLossConfig(validation_fraction=0.0, patience=3)
+    cwloss.CwLossConfig(validation_fraction=0.0, patience=3)
   with pytest.raises(ConfigError, match='unknown model'):
-    cwloss_experiment.CwLossConfig(models=('transformer9000',))
+    cwloss.CwLossConfig(models=('transformer9000',))
 
 
 def test_validation_is_carved_from_train_in_every_cell():
   pool = random_pool(n=240, num_classes=4, snrs=(-10, 0, 10))  # 12 cells of 20
-  splits = cwloss_experiment.make_splits(pool, train_fraction=0.8, validation_fraction=0.25)
+  splits = cwloss.make_splits(pool, train_fraction=0.8, validation_fraction=0.25)
   assert splits.summary() == {'train': 144, 'validation': 48, 'test': 48}
   parts = (splits.train, splits.validation, splits.test)
   all_ids = np.concatenate([p.ids for p in parts])
@@ -179,5 +179,5 @@ def test_validation_is_carved_from_train_in_every_cell():
     cells = np.unique(np.stack([part.y, part.snr]), axis=1, return_counts=True)[1]
     assert len(cells) == 12 and np.all(cells == per_cell)
   with pytest.raises(ConfigError, match=r'too small for a 90% / 10% train / validation split'):
-    cwloss_experiment.make_splits(random_pool(n=24, num_classes=4), train_fraction=0.5,
+    cwloss.make_splits(random_pool(n=24, num_classes=4), train_fraction=0.5,
                                   validation_fraction=0.1)

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amrjax import duse_experiment
 from amrjax.data import formats, specs, synth
 from amrjax.errors import ConfigError
+from amrjax.experiments import duse
 from amrjax.protocols import expansion
 from tests.helpers import assert_report
 
@@ -163,24 +163,24 @@ def test_bad_rate_is_one_line(tmp_path):
 
 
 def test_presets_and_overrides():
-  quick = duse_experiment.DuseConfig.from_preset('quick')
-  paper = duse_experiment.DuseConfig.from_preset('paper', seeds=(5,))
+  quick = duse.DuseConfig.from_preset('quick')
+  paper = duse.DuseConfig.from_preset('paper', seeds=(5,))
   assert paper.rates == (0.01, 0.04, 0.07, 0.09, 0.19) and paper.seeds == (5,)
   assert paper.round_epochs == 20 and paper.final_epochs == 50 and paper.max_per_cell is None
   assert quick.dataset == 'sig2019' and quick.preset == 'quick'
   with pytest.raises(ConfigError, match='unknown preset'):
-    duse_experiment.DuseConfig.from_preset('huge')
+    duse.DuseConfig.from_preset('huge')
   with pytest.raises(ConfigError, match='unknown method'):
-    duse_experiment.DuseConfig(methods=('coolest',))
+    duse.DuseConfig(methods=('coolest',))
 
 
 def test_study_preset_is_the_papers_scale_with_the_1d_cnn():
-  study = duse_experiment.DuseConfig.from_preset('study')
+  study = duse.DuseConfig.from_preset('study')
   assert study.dataset == 'rml2016.10a'
   assert study.rates == (0.04, 0.09) and study.rounds == 4 and study.seeds == (0, 1, 2)
   assert (study.round_epochs, study.final_epochs, study.batch_size) == (20, 50, 128)
   assert study.max_per_cell is None and study.synthetic_per_cell is None
-  assert study.model == 'cnn1d' and study.methods == duse_experiment.expand_methods(['table1'])
+  assert study.model == 'cnn1d' and study.methods == duse.expand_methods(['table1'])
 
 
 def test_protocol_flags_reach_the_config(tmp_path):
@@ -209,20 +209,20 @@ def test_protocol_flags_reach_the_config(tmp_path):
 
 
 def test_method_groups_expand_in_order():
-  assert duse_experiment.expand_methods(['table1'])[:3] == ('target', 'random',
+  assert duse.expand_methods(['table1'])[:3] == ('target', 'random',
                                                             'least_confidence')
-  assert duse_experiment.expand_methods(['table1'])[-1] == 'duse'
-  assert len(duse_experiment.expand_methods(['baselines'])) == 8
-  assert duse_experiment.expand_methods(['Herd', 'target', 'herding']) == ('herding', 'target')
+  assert duse.expand_methods(['table1'])[-1] == 'duse'
+  assert len(duse.expand_methods(['baselines'])) == 8
+  assert duse.expand_methods(['Herd', 'target', 'herding']) == ('herding', 'target')
 
 
 def test_baselines_run_beside_duse_in_the_balance_setting(tiny_spec, tmp_path):
-  config = duse_experiment.DuseConfig(
+  config = duse.DuseConfig(
       dataset=tiny_spec.name, cache_dir=str(tmp_path / 'cache'), data_dir=str(tmp_path),
       rates=(0.25,), seeds=(0,), rounds=2, round_epochs=1, final_epochs=1, batch_size=16,
       max_per_cell=20, target_fraction=0.25, setting='balance',
       methods=('target', 'herding', 'forgetting', 'glister', 'duse'))
-  results = duse_experiment.run(config, tmp_path / 'run', log=lambda _: None,
+  results = duse.run(config, tmp_path / 'run', log=lambda _: None,
                                 write_report=False)
   assert set(results['table']['rows']) == {config.method_label(m) for m in config.methods}
   assert 'Herding' in results['table']['rows'] and 'Glister' in results['table']['rows']

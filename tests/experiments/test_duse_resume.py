@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amrjax import duse_experiment
 from amrjax.errors import ConfigError
-from amrjax.rundir import RunDir
+from amrjax.experiments import duse
+from amrjax.experiments.rundir import RunDir
 from tests.helpers import random_pool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ TIMING_FIELDS = {
 # has saved epoch 1 (epoch 2 is logged before it would be saved).
 _SCRIPT = textwrap.dedent('''
     import os, signal, sys
-    from amrjax import duse_experiment, rundir
+    from amrjax.experiments import duse, rundir
     from amrjax.data import specs
     from amrjax.train import loop
     specs.register(specs.DatasetSpec(
@@ -58,11 +58,11 @@ _SCRIPT = textwrap.dedent('''
         if (record.get('phase'), record.get('method'), record.get('epoch')) == ('final', 'duse', 2):
           os.kill(os.getpid(), signal.SIGKILL)
       rundir.RunDir.log_metrics = log_then_kill
-    config = duse_experiment.DuseConfig(
+    config = duse.DuseConfig(
         dataset='tiny-resume', cache_dir=data + '/cache', data_dir=data, rates=(0.25,),
         seeds=(0,), rounds=2, round_epochs=1, final_epochs=3, batch_size=16, max_per_cell=20,
         target_fraction=0.25, model='cnn1d', methods=('target', 'random', 'duse'))
-    duse_experiment.run(config, workdir, write_report=False)
+    duse.run(config, workdir, write_report=False)
     ''')
 
 
@@ -138,13 +138,13 @@ def test_a_finished_methods_set_is_read_back_only_when_it_matches_runs_jsonl(tmp
   run.write_ids('selected/random.npy', moved)
   want = splits.target.union(splits.auxiliary.take_ids(moved))
   record = {'train_size': 12, 'class_counts': want.class_counts().tolist()}
-  got = duse_experiment._expanded_set(run, splits, 'selected/random.npy', record)
+  got = duse._expanded_set(run, splits, 'selected/random.npy', record)
   np.testing.assert_array_equal(got.ids, want.ids)
   with pytest.raises(ConfigError, match='does not hold the training set recorded in runs.jsonl'):
-    duse_experiment._expanded_set(run, splits, 'selected/random.npy',
+    duse._expanded_set(run, splits, 'selected/random.npy',
                                   {**record, 'train_size': 13})
   (tmp_path / 'selected' / 'random.npy').write_bytes(b'\x93NUMPY')
   for name in ('selected/random.npy', 'selected/missing.npy'):
     with pytest.raises(ConfigError, match=rf'^{tmp_path}/{name} is missing or damaged \(.*\); '
                        'the embeddings of the resumed run need it: choose a new --workdir$'):
-      duse_experiment._expanded_set(run, splits, name, record)
+      duse._expanded_set(run, splits, name, record)

@@ -9,22 +9,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amrjax import coreset_experiment
 from amrjax.errors import ConfigError
+from amrjax.experiments import foqus
 from tests.helpers import assert_report
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_coresets_are_selected_trained_on_and_tabulated(tiny_spec, tmp_path):
-  config = coreset_experiment.CoresetConfig(
+  config = foqus.CoresetConfig(
       dataset=tiny_spec.name, cache_dir=str(tmp_path / 'cache'), data_dir=str(tmp_path),
       rates=(0.25, 0.5), seeds=(0,), selection_models=('2d-cnn',), min_snr=None,
       methods=('uniform', 'margin', 'foqus', 'full', 'foqus:quality+forgetting'),
       selection_epochs=2, eval_epochs=1, batch_size=16, max_per_cell=20)
   assert config.methods == ('uniform', 'margin', 'foqus', 'full', 'foqus:forgetting+quality')
   assert config.pairs() == [('cnn2d', 'cnn2d')]
-  results = coreset_experiment.run(config, tmp_path / 'run', log=lambda _: None)
+  results = foqus.run(config, tmp_path / 'run', log=lambda _: None)
   train_size = results['splits']['train']
   runs = results['runs']
   assert len(runs) == 1 + 4 * 2  # the full set once, then 4 methods x 2 rates
@@ -57,7 +57,7 @@ def test_coresets_are_selected_trained_on_and_tabulated(tiny_spec, tmp_path):
   metrics = tmp_path / 'run' / 'metrics.jsonl'
   evaluations = metrics.read_text().count('"phase": "evaluation"')
   messages = []
-  again = coreset_experiment.run(config, tmp_path / 'run', log=messages.append,
+  again = foqus.run(config, tmp_path / 'run', log=messages.append,
                                  write_report=False)
   assert [r['test'] for r in again['runs']] == [r['test'] for r in runs]
   assert again['table']['rows'] == table['rows']
@@ -66,26 +66,26 @@ def test_coresets_are_selected_trained_on_and_tabulated(tiny_spec, tmp_path):
 
 
 def test_study_preset_is_the_paper_scale_cut_to_seven_methods_and_one_seed():
-  study = coreset_experiment.CoresetConfig.from_preset('study')
-  paper = coreset_experiment.CoresetConfig.from_preset('paper')
+  study = foqus.CoresetConfig.from_preset('study')
+  paper = foqus.CoresetConfig.from_preset('paper')
   for field in ('rates', 'selection_epochs', 'eval_epochs', 'batch_size', 'max_per_cell',
                 'synthetic_per_cell', 'min_snr'):
     assert getattr(study, field) == getattr(paper, field), field
   assert study.seeds == (0,) and study.selection_models == ('cnn1d',)
   assert set(study.methods) == {'foqus', 'uniform', 'herding', 'forgetting', 'cd', 'grand',
                                 'kcenter'}
-  ablation = coreset_experiment.CoresetConfig.from_preset('study', ablation=True)
+  ablation = foqus.CoresetConfig.from_preset('study', ablation=True)
   assert len(ablation.methods) == 7 and 'foqus' in ablation.methods  # Table V's rows
 
 
 def test_settings_are_checked_before_any_training():
   with pytest.raises(ConfigError, match='at least 2 selection epochs'):
-    coreset_experiment.CoresetConfig(selection_epochs=1)
+    foqus.CoresetConfig(selection_epochs=1)
   with pytest.raises(ConfigError, match='unknown FoQuS setting'):
-    coreset_experiment.CoresetConfig.from_preset('quick', rounds=3)
+    foqus.CoresetConfig.from_preset('quick', rounds=3)
   with pytest.raises(ConfigError, match='unknown evaluation schedule'):
-    coreset_experiment.CoresetConfig(eval_schedule='step')
-  config = coreset_experiment.CoresetConfig(ablation=True, selection_models=('cnn1d',),
+    foqus.CoresetConfig(eval_schedule='step')
+  config = foqus.CoresetConfig(ablation=True, selection_models=('cnn1d',),
                                             eval_models=('cnn2d', 'signet'))
   assert config.methods[-1] == 'foqus' and len(config.methods) == 7
   assert config.pairs() == [('cnn1d', 'cnn2d'), ('cnn1d', 'signet')]

@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from amrjax import clst_experiment, coreset_experiment, cwloss_experiment, duse_experiment, presets
 from amrjax.errors import ConfigError
+from amrjax.experiments import clst, foqus, cwloss, duse, common
 from amrjax.reporting import run_report
 from tests.helpers import write_rml2016_without_cells
 
 REPO = Path(__file__).resolve().parents[2]
 
-CONFIGS = {'duse': duse_experiment.DuseConfig, 'foqus': coreset_experiment.CoresetConfig,
-           'cwloss': cwloss_experiment.CwLossConfig, 'clst': clst_experiment.ClstConfig}
-RUNS = {'duse': duse_experiment.run, 'foqus': coreset_experiment.run,
-        'cwloss': cwloss_experiment.run, 'clst': clst_experiment.run}
+CONFIGS = {'duse': duse.DuseConfig, 'foqus': foqus.CoresetConfig,
+           'cwloss': cwloss.CwLossConfig, 'clst': clst.ClstConfig}
+RUNS = {'duse': duse.run, 'foqus': foqus.run,
+        'cwloss': cwloss.run, 'clst': clst.run}
 
 
 def _one_line_error(driver, *args) -> str:
@@ -74,7 +74,7 @@ def test_an_empty_method_list_is_refused(name):
 
 def test_bad_training_settings_are_refused_with_the_config():
   with pytest.raises(ConfigError, match='invalid training settings'):
-    duse_experiment.DuseConfig.from_preset('quick', batch_size=0)
+    duse.DuseConfig.from_preset('quick', batch_size=0)
 
 
 @pytest.mark.parametrize('name,overrides,message', [
@@ -97,10 +97,10 @@ def test_a_refused_run_leaves_nothing_in_the_workdir(name, overrides, message, t
 
 def test_missing_cells_of_the_file_go_into_the_results_data_record(tmp_path):
   write_rml2016_without_cells(tmp_path, {('QPSK', 4), ('8PSK', -20)}, per_cell=5)
-  config = duse_experiment.DuseConfig.from_preset('quick', dataset='rml2016.10a',
+  config = duse.DuseConfig.from_preset('quick', dataset='rml2016.10a',
                                                   data_dir=str(tmp_path))
   notes = []
-  data = presets.load_dataset(config, notes.append)
+  data = common.load_dataset(config, notes.append)
   assert data.origin['missing_cells'] == [['8PSK', -20], ['QPSK', 4]]  # results.json 'data'
   assert any('2 of 220 (class, SNR) cells hold no vectors' in n for n in notes)
   section = run_report._data_section({'data': data.origin, 'dataset': {'name': 'x'}})

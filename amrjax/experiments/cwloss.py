@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 
 from amrjax import models
-from amrjax import presets
 from amrjax.data import splits as splits_lib
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
+from amrjax.experiments import common
+from amrjax.experiments.rundir import RunDir
 from amrjax.protocols import cwloss
 from amrjax.reporting import report, run_report
-from amrjax.rundir import RunDir
 from amrjax.seeding import derive_seed
 from amrjax.train import TrainConfig, TrainState, evaluate, fit
 
@@ -126,7 +126,7 @@ class CwLossConfig:
   @classmethod
   def from_preset(cls, preset: str = 'quick', **overrides) -> CwLossConfig:
     """The preset's settings with ``overrides`` on top."""
-    return presets.from_preset(cls, PRESETS, preset, 'CW-loss', overrides)
+    return common.from_preset(cls, PRESETS, preset, 'CW-loss', overrides)
 
   def __post_init__(self):
     tables = tuple(dict.fromkeys(t.strip().lower() for t in self.tables))
@@ -141,7 +141,7 @@ class CwLossConfig:
         raise ConfigError(f'the top-k entropy needs k >= 2, got k = {k}')
     if TABLE1 in tables and not self.ks:
       raise ConfigError('Table I needs at least one k (--ks=2,3,4)')
-    object.__setattr__(self, 'seeds', presets.check_seeds(self.seeds))
+    object.__setattr__(self, 'seeds', common.check_seeds(self.seeds))
     object.__setattr__(self, 'weight_model', models.canonical_name(self.weight_model))
     object.__setattr__(self, 'models',
                        tuple(dict.fromkeys(models.canonical_name(m) for m in self.models)))
@@ -253,7 +253,7 @@ def run(config: CwLossConfig, workdir: Path | str, *,
   t_start = time.time()
   # The data and the splits are checked before the run directory is written, so a run
   # refused here leaves no config.json that the corrected command would clash with.
-  data = presets.load_dataset(config, log)
+  data = common.load_dataset(config, log)
   spec = data.spec
   used_ks = ((config.ks if TABLE1 in config.tables else ()) +
              ((config.table2_k,) if TABLE2 in config.tables else ()))

@@ -39,12 +39,12 @@ from pathlib import Path
 import numpy as np
 
 from amrjax import models
-from amrjax import presets
 from amrjax.data import splits as splits_lib
 from amrjax.errors import ConfigError
+from amrjax.experiments import common
+from amrjax.experiments.rundir import RunDir
 from amrjax.protocols import coreset
 from amrjax.reporting import report, run_report
-from amrjax.rundir import RunDir
 from amrjax.seeding import derive_seed
 from amrjax.selection import strategies
 from amrjax.train import TrainConfig, diverged_where, evaluate, fit
@@ -113,12 +113,12 @@ class CoresetConfig:
   @classmethod
   def from_preset(cls, preset: str = 'quick', **overrides) -> CoresetConfig:
     """The preset's settings with ``overrides`` on top."""
-    return presets.from_preset(cls, PRESETS, preset, 'FoQuS', overrides)
+    return common.from_preset(cls, PRESETS, preset, 'FoQuS', overrides)
 
   def __post_init__(self):
     if not self.rates or not self.selection_models:
       raise ConfigError('give at least one rate and one selection model')
-    object.__setattr__(self, 'seeds', presets.check_seeds(self.seeds))
+    object.__setattr__(self, 'seeds', common.check_seeds(self.seeds))
     for rate in self.rates:
       if not 0 < rate <= 1:
         raise ConfigError(f'coreset rate must be in (0, 1], got {rate}; write 5 % as 0.05')
@@ -131,7 +131,7 @@ class CoresetConfig:
     canonical = [FULL if m.strip().lower() == FULL else coreset.parse_method(m).name
                  for m in methods]
     object.__setattr__(self, 'methods', tuple(dict.fromkeys(canonical)))
-    presets.check_methods(self.methods)
+    common.check_methods(self.methods)
     for name, options in self.strategy_options.items():
       strategies.resolve_options(strategies.get(name), options)
     for field in ('selection_models', 'eval_models'):
@@ -159,7 +159,7 @@ AVG = 'Avg'
 
 def load_split(config: CoresetConfig, log: Callable[[str], None] = print):
   """(dataset, train, test) for ``config``: SNR filter, per-cell cap, per-cell split."""
-  data = presets.load_dataset(config, log)
+  data = common.load_dataset(config, log)
   rng = np.random.default_rng([config.split_seed, 0x5EED])
   pool = splits_lib.filter_snr(data.pool, config.min_snr)
   pool = splits_lib.subsample_cells(pool, config.max_per_cell, rng)

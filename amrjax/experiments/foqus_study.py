@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import models, study_runs
-from amrjax import coreset_experiment as cx
+from amrjax import models
 from amrjax.errors import ConfigError
+from amrjax.experiments import study_runs
+from amrjax.experiments import foqus as cx
 from amrjax.protocols import coreset
 from amrjax.selection import select, strategies
 
@@ -130,8 +131,8 @@ def collect(root: Path | str) -> Results:
   """Reads every run directory below ``root`` (``config.json`` + ``runs.jsonl``).
 
   Run directories whose data or training differ from the study preset's are skipped and
-  named in ``skipped`` (``amrjax.study_runs.read``); a cell measured twice for a seed must
-  agree.
+  named in ``skipped`` (``amrjax.experiments.study_runs.read``); a cell measured twice for a
+  seed must agree.
   """
   out = Results()
   study = dataclasses.asdict(cx.CoresetConfig.from_preset(PRESET, dataset=DATASET))

@@ -47,13 +47,13 @@ from pathlib import Path
 import numpy as np
 
 from amrjax import models
-from amrjax import presets
 from amrjax.data import splits as splits_lib
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
+from amrjax.experiments import common
+from amrjax.experiments.rundir import RunDir
 from amrjax.protocols import expansion, one_shot
 from amrjax.reporting import report, run_report
-from amrjax.rundir import RunDir
 from amrjax.scoring import features
 from amrjax.seeding import derive_seed
 from amrjax.selection import select, strategies
@@ -164,7 +164,7 @@ class DuseConfig:
   @classmethod
   def from_preset(cls, preset: str = 'quick', **overrides) -> DuseConfig:
     """The preset's settings with ``overrides`` on top."""
-    return presets.from_preset(cls, PRESETS, preset, 'DUSE', overrides)
+    return common.from_preset(cls, PRESETS, preset, 'DUSE', overrides)
 
   def __post_init__(self):
     for rate in self.rates:
@@ -172,9 +172,9 @@ class DuseConfig:
         raise ConfigError(f'expansion rate must be in (0, 1], got {rate}; write 4 % as 0.04')
     if not self.rates:
       raise ConfigError('give at least one expansion rate (--rates=0.04)')
-    object.__setattr__(self, 'seeds', presets.check_seeds(self.seeds))
+    object.__setattr__(self, 'seeds', common.check_seeds(self.seeds))
     object.__setattr__(self, 'methods', expand_methods(self.methods))
-    presets.check_methods(self.methods)
+    common.check_methods(self.methods)
     object.__setattr__(self, 'strategy_options', {
         strategies.get(name).name: dict(options)
         for name, options in self.strategy_options.items()})
@@ -216,7 +216,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
   """Runs the experiment of ``config``, writes the run directory, returns the results;
   ``write_report``: also write ``report.md`` and its plots (``amrjax.reporting.run_report``)."""
   t_start = time.time()
-  data = presets.load_dataset(config, log)
+  data = common.load_dataset(config, log)
   spec = data.spec
   # Every seed's split is made (and checked) before the run directory is written, so a run
   # refused here leaves no config.json that the corrected command would clash with.

@@ -1,11 +1,11 @@
 """What the paper studies share: reading a study folder of resumable run directories.
 
-A study (``amrjax.duse_study``, ``amrjax.foqus_study``) is one folder holding a run
-directory per named run, each written by its experiment driver (``config.json`` and
-``runs.jsonl``, finished or not). :func:`read` yields the records of the run directories
-that share the study preset's data and training settings and names the others, and
-:class:`Cells` collects one accuracy per (cell, seed), refusing a cell measured twice with
-different results.
+A study (``amrjax.experiments.duse_study``, ``amrjax.experiments.foqus_study``) is one
+folder holding a run directory per named run, each written by its experiment driver
+(``config.json`` and ``runs.jsonl``, finished or not). :func:`read` yields the records of
+the run directories that share the study preset's data and training settings and names the
+others, and :class:`Cells` collects one accuracy per (cell, seed), refusing a cell measured
+twice with different results.
 """
 
 from __future__ import annotations

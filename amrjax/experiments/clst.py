@@ -49,13 +49,13 @@ from pathlib import Path
 import numpy as np
 
 from amrjax import models
-from amrjax import presets
 from amrjax.data import splits as splits_lib
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
+from amrjax.experiments import common
+from amrjax.experiments.rundir import RunDir
 from amrjax.protocols import distill as distill_lib
 from amrjax.reporting import report, run_report
-from amrjax.rundir import RunDir
 from amrjax.seeding import derive_seed
 from amrjax.train import TrainConfig, TrainingDivergedError, fit, predict_logits
 from amrjax.train.loop import COSINE, SCHEDULES, accuracy_report
@@ -157,12 +157,12 @@ class ClstConfig:
   @classmethod
   def from_preset(cls, preset: str = 'quick', **overrides) -> ClstConfig:
     """The preset's settings with ``overrides`` on top."""
-    return presets.from_preset(cls, PRESETS, preset, 'ClST', overrides)
+    return common.from_preset(cls, PRESETS, preset, 'ClST', overrides)
 
   def __post_init__(self):
     if not self.fractions or not self.students:
       raise ConfigError('give at least one training fraction and one student')
-    object.__setattr__(self, 'seeds', presets.check_seeds(self.seeds))
+    object.__setattr__(self, 'seeds', common.check_seeds(self.seeds))
     for fraction in self.fractions:
       if not 0 < fraction < 1:
         raise ConfigError(f'training fraction must be in (0, 1), got {fraction}; write 3 % '
@@ -305,7 +305,7 @@ def run(config: ClstConfig, workdir: Path | str, *,
   """Runs the experiment of ``config``, writes the run directory, returns the results;
   ``write_report``: also write ``report.md`` and its plots (``amrjax.reporting.run_report``)."""
   t_start = time.time()
-  data = presets.load_dataset(config, log)
+  data = common.load_dataset(config, log)
   spec = data.spec
   # Every split is made (and checked) before the run directory is written, so a run refused
   # here leaves no config.json that the corrected command would clash with.

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from amrjax import duse_experiment as dx
-from amrjax import study_runs
 from amrjax.errors import ConfigError
+from amrjax.experiments import duse as dx
+from amrjax.experiments import study_runs
 from amrjax.protocols import expansion
 from amrjax.reporting import report as report_lib
 from amrjax.selection import strategies
@@ -146,8 +146,8 @@ def collect(root: Path | str) -> Results:
   """Reads every run directory below ``root`` (``config.json`` + ``runs.jsonl``).
 
   Run directories whose data or training differ from the study preset's, or that evaluate
-  other models, are skipped and named in ``skipped`` (``amrjax.study_runs.read``); a cell
-  measured twice for a seed must agree.
+  other models, are skipped and named in ``skipped``
+  (``amrjax.experiments.study_runs.read``); a cell measured twice for a seed must agree.
   """
   out = Results()
   study = dataclasses.asdict(dx.DuseConfig.from_preset(PRESET, dataset=DATASET))
