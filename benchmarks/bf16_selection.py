@@ -21,6 +21,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from amrjax import models, scoring
+from amrjax.scoring import pools
 from amrjax.data import sources, splits
 from amrjax.errors import ConfigError
 from amrjax.selection import select
@@ -63,10 +64,10 @@ def main(argv):
   train_s = time.perf_counter() - t0
   margins, rates = {}, {}
   for dtype in scoring.COMPUTE_DTYPES:
-    scoring.score_pool(model, state.variables, pool.subset(np.arange(f.batch_size)),
+    pools.score_pool(model, state.variables, pool.subset(np.arange(f.batch_size)),
                        compute_dtype=dtype, batch_size=f.score_batch)  # compile
     t0 = time.perf_counter()
-    margins[dtype] = scoring.score_pool(model, state.variables, pool, compute_dtype=dtype,
+    margins[dtype] = pools.score_pool(model, state.variables, pool, compute_dtype=dtype,
                                         batch_size=f.score_batch)
     rates[dtype] = len(pool) / (time.perf_counter() - t0)
   # Pools are in class / SNR order: an evenly spaced 2,000 cover every class.

@@ -5,7 +5,7 @@ float32, one-hot Y, Z), cell by cell, so it never sits in memory; the default is
 vectors per (class, SNR) cell, 2,044,848 vectors (15.6 GiB), the size of RML2018.01a's 80 %
 training split. The pool is then read batch by batch from the file
 (``formats.H5Store``), scored, and the k smallest margins kept by a streaming top-k
-(``scoring.select_from_pool``); neither the signals nor the scores are ever held whole.
+(``pools.select_from_pool``); neither the signals nor the scores are ever held whole.
 The run reports the time to read the file alone, the time to score and select, and the
 process's peak resident memory (``ru_maxrss``; the page cache is not part of it).
 
@@ -28,6 +28,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from amrjax import models, parallel, scoring
+from amrjax.scoring import pools
 from amrjax.data import sources
 from amrjax.data.pool import SignalPool, iter_batches
 from amrjax.errors import ConfigError
@@ -76,7 +77,7 @@ def score_out_of_core(pool: SignalPool, model_name: str, *, select_fraction: flo
     seconds = read_rate(pool, batch_size)
     report.update(read_s=seconds, read_gib_per_s=report['gib'] / seconds)
   t0 = time.perf_counter()
-  ids, margins = scoring.select_from_pool(model, variables, pool, k, batch_size=batch_size,
+  ids, margins = pools.select_from_pool(model, variables, pool, k, batch_size=batch_size,
                                           compute_dtype=compute_dtype)
   seconds = time.perf_counter() - t0
   report.update(score_select_s=seconds, samples_per_s=len(pool) / seconds,
@@ -87,7 +88,7 @@ def score_out_of_core(pool: SignalPool, model_name: str, *, select_fraction: flo
   if compare_in_memory:
     in_memory = pool.in_memory()
     t0 = time.perf_counter()
-    same, _ = scoring.select_from_pool(model, variables, in_memory, k, batch_size=batch_size,
+    same, _ = pools.select_from_pool(model, variables, in_memory, k, batch_size=batch_size,
                                        compute_dtype=compute_dtype)
     report.update(in_memory_samples_per_s=len(pool) / (time.perf_counter() - t0),
                   in_memory_selects_the_same=bool(np.array_equal(same, ids)))

@@ -6,7 +6,7 @@ For every (model, L, scorer) it scores the same random pool through each path:
 - ``pmap``: ``parallel.map_pool_pmap`` over all local devices;
 - ``sharded``: ``parallel.map_pool`` (``jax.jit`` + ``NamedSharding``) over all local devices;
 - ``topk`` (margin and entropy): ``parallel.top_k_pool`` on all devices, the streaming
-  selection of ``scoring.select_from_pool`` (scores folded into a running smallest 10 %,
+  selection of ``pools.select_from_pool`` (scores folded into a running smallest 10 %,
   never all kept), checked against the top k of the full scores;
 
 and reports, per path, the first call (trace + compile + one pass, after

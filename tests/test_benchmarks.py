@@ -6,10 +6,11 @@ import types
 import numpy as np
 import pytest
 
-from amrjax import models, scoring
+from amrjax import models
 from amrjax.data import formats, sources
 from amrjax.data import synth
 from amrjax.errors import ConfigError
+from amrjax.scoring import pools
 from amrjax.selection import select
 from benchmarks import (analog_separability, batchnorm_eval_gap, bf16_selection,
                         conv_formulations, out_of_core, scoring_throughput)
@@ -58,7 +59,7 @@ def test_out_of_core_selects_what_scoring_everything_selects(tmp_path, tiny_spec
   assert report['peak_rss_gib'] > 0 and report['read_s'] > 0
   assert report['in_memory_selects_the_same'] and report['in_memory_samples_per_s'] > 0
   model = models.get('cnn1d', 4, 128)
-  margins = scoring.score_pool(model, scoring_throughput.untrained_variables(model, 128),
+  margins = pools.score_pool(model, scoring_throughput.untrained_variables(model, 128),
                                pool.in_memory())
   want = select.top_k(margins, 30, largest=False)
   np.testing.assert_array_equal(ids, pool.ids[want])

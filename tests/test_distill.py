@@ -13,7 +13,7 @@ from amrjax.errors import ConfigError
 from amrjax.models import parameter_count
 from amrjax.protocols.distill import (DistillationLoss, HintedStudent, InferenceTime, distill,
                             feature_distance, inference_time, soft_target_loss)
-from amrjax.scoring import features as features_lib
+from amrjax.scoring import pools
 from amrjax.train import TrainConfig, fit, init_state, predict_logits
 from amrjax.train.losses import cross_entropy
 from tests.helpers import random_pool
@@ -234,7 +234,7 @@ def test_the_feature_term_aligns_the_projected_student_with_the_teacher():
   pool = random_pool(n=64, num_classes=4, length=32, seed=0)
   teacher = _MLPTeacherWithEmbedding(4)
   teacher_vars = teacher.init(jax.random.key(1), jnp.zeros((1, 2, 32)))
-  teacher_h = features_lib.embeddings(teacher, teacher_vars, pool)
+  teacher_h = pools.embeddings(teacher, teacher_vars, pool)
   student = _StudentWithClassify(4)
   config = TrainConfig(epochs=10, batch_size=16, learning_rate=3e-3)
   loss = DistillationLoss(0.0, 0.0, 1.0, feature_weight=1.0)  # the feature term alone
@@ -255,7 +255,7 @@ def test_the_feature_term_aligns_the_projected_student_with_the_teacher():
   # Re-wrap the trained student with the hint to read its projection back: it has moved
   # toward the teacher's embedding (the hint itself is not returned, so train it again
   # from the same seed: fit is deterministic).
-  targets = np.concatenate([features_lib.pool_outputs(teacher, teacher_vars, pool)['log_probs'],
+  targets = np.concatenate([pools.pool_outputs(teacher, teacher_vars, pool)['log_probs'],
                             teacher_h], axis=-1)
   wrapped, _ = fit(HintedStudent(student, 6), pool, config, seed=0, objective=loss,
                    targets=targets)

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from amrjax import models, scoring
+from amrjax import models
 from amrjax.errors import ConfigError
 from amrjax.protocols import expansion
+from amrjax.scoring import pools
 from amrjax.selection import select
 from amrjax.train import TrainConfig, fit, loop
 from tests.helpers import random_pool
@@ -99,7 +100,7 @@ def test_one_shot_is_one_round_of_the_smallest_margins(sets, model):
   assert len(result.rounds) == 1 and len(result.rounds[0].selected_ids) == 10
   # Recompute independently: train the round-1 scorer, take the 10 smallest margins.
   state, _ = fit(model, target, TRAIN, seed=7)  # round 1 trains with the seed itself
-  u = scoring.score_pool(model, state.variables, aux)
+  u = pools.score_pool(model, state.variables, aux)
   expected = np.sort(aux.ids[select.top_k(u, 10, largest=False)])
   np.testing.assert_array_equal(np.sort(result.selected_ids), expected)
   assert result.rounds[0].selected_margin['max'] <= np.sort(u)[10] + 1e-7

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amrjax import parallel, scoring
+from amrjax import parallel
 from amrjax.errors import ConfigError
+from amrjax.scoring import pools
 from amrjax.selection import select
 from tests.multiprocess_setup import BATCH, K, scorer_and_pool
 
@@ -56,7 +57,7 @@ def test_two_processes_equal_one(tmp_path):
   model, variables, pool = scorer_and_pool()
   # The same per-device program as each worker's: two devices, BATCH / 2 rows each.
   mesh = parallel.data_mesh(2)
-  reference = scoring.score_pool(model, variables, pool, batch_size=BATCH, mesh=mesh)
+  reference = pools.score_pool(model, variables, pool, batch_size=BATCH, mesh=mesh)
   expected_ids = pool.ids[select.top_k(reference, K, largest=False)]
   assert len(np.unique(reference)) == len(pool)  # no ties: the top k is unambiguous
   spans = []

@@ -54,7 +54,7 @@ from amrjax.experiments import common
 from amrjax.experiments.rundir import RunDir
 from amrjax.protocols import expansion, one_shot
 from amrjax.reporting import report, run_report
-from amrjax.scoring import features
+from amrjax.scoring import pools
 from amrjax.seeding import derive_seed
 from amrjax.selection import select, strategies
 from amrjax.train import TrainConfig, diverged_where, evaluate, fit
@@ -404,7 +404,7 @@ def write_embeddings(run_dir: RunDir, name: str, model, variables,
   """
   arrays = {'methods': np.asarray(list(expanded_sets))}
   for i, pool in enumerate(expanded_sets.values()):
-    arrays[f'emb{i}'] = features.embeddings(model, variables, pool)
+    arrays[f'emb{i}'] = pools.embeddings(model, variables, pool)
     arrays[f'labels{i}'] = pool.y
     arrays[f'selected{i}'] = ~np.isin(pool.ids, target_ids)
   run_dir.write_npz(name, arrays)

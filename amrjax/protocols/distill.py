@@ -58,7 +58,7 @@ from jax.scipy.special import xlogy
 
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
-from amrjax.scoring import features as features_lib
+from amrjax.scoring import pools
 from amrjax.train import TrainConfig, TrainState, fit, predict_logits
 from amrjax.train.loop import logits_fn
 from amrjax.train.losses import FEATURES, cross_entropy
@@ -229,7 +229,7 @@ def distill(teacher: nn.Module, teacher_variables, student: nn.Module, pool: Sig
                       f'KD-MobileNet); {type(student).__name__} has no classify')
   if state is not None:
     raise ConfigError('a distillation with the feature term starts from a fresh student')
-  out = features_lib.pool_outputs(teacher, teacher_variables, pool, batch_size=eval_batch_size)
+  out = pools.pool_outputs(teacher, teacher_variables, pool, batch_size=eval_batch_size)
   _check_classes(out['log_probs'], pool)
   # log-softmax differs from the logits by a per-row constant: the same softened softmax.
   targets = np.concatenate([out['log_probs'], out['embedding']], axis=-1)

@@ -33,6 +33,7 @@ import jax
 import numpy as np
 
 from amrjax import progress, scoring
+from amrjax.scoring import pools
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
 from amrjax.seeding import derive_seed
@@ -241,7 +242,7 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
         state, history = fit(model, target, config.train, seed=round_seed,
                              state=state if config.warm_start else None, on_epoch=on_epoch,
                              checkpoint=epochs_folder, checkpoint_last=False)  # round saved
-      scores = scoring.score_pool(model, state.variables, auxiliary, score_fn,
+      scores = pools.score_pool(model, state.variables, auxiliary, score_fn,
                                   batch_size=config.score_batch_size)
       picked = select_uncertain(scores, auxiliary, target, k, config.setting, largest=largest)
       moved = auxiliary.subset(picked)

@@ -38,7 +38,7 @@ from amrjax import parallel
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
 from amrjax.protocols import expansion
-from amrjax.scoring import dynamics as dynamics_lib, features
+from amrjax.scoring import dynamics as dynamics_lib, pools
 from amrjax.seeding import derive_seed
 from amrjax.selection import select, strategies
 from amrjax.train import TrainConfig, fit, fit_recording
@@ -142,9 +142,9 @@ def train_scorer(model: nn.Module, start: SignalPool, pool: SignalPool, *,
       for i in range(1, runs))
   pool_out, start_out = {}, {}
   if needs & {'softmax', 'embedding'}:
-    pool_out = features.pool_outputs(model, variables, pool, batch_size=batch_size)
+    pool_out = pools.pool_outputs(model, variables, pool, batch_size=batch_size)
     if not pool_is_start:
-      start_out = features.pool_outputs(model, variables, start, batch_size=batch_size)
+      start_out = pools.pool_outputs(model, variables, start, batch_size=batch_size)
   return TrainedScorer(model, variables, start, pool, pool_is_start, needs, pool_out,
                        start_out, trajectory, history, time.time() - t0, other_variables)
 

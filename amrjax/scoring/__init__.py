@@ -14,12 +14,13 @@ Each returns the paper's own quantity; which end is selected is the strategy's b
 - geometry (``geometry``): :func:`herding`, :func:`k_center_greedy`,
   :func:`contextual_diversity`, :func:`cal`, :func:`symmetric_kl`;
 - :func:`glister` (last-layer GLISTER with the one-step Taylor update);
-- model outputs (``features``): :func:`embeddings`, :func:`pool_outputs`.
+- model outputs on a batch (``features``): ``outputs_fn``, ``embedding_fn``, ``head_params``.
 
 :func:`softmax_scorer` closes a softmax score over a model's eval-mode forward pass (in
-float32 or bfloat16), :func:`score_pool` runs it over a whole pool in fixed-size sharded
-batches, and :func:`select_from_pool` keeps only the k best scores on the way (pools larger
-than memory, several processes).
+float32 or bfloat16). ``amrjax.scoring.pools`` runs it over a whole pool in fixed-size
+sharded batches (``score_pool``) or keeps only the k best scores on the way
+(``select_from_pool``: pools larger than memory, several processes). Importing this package
+starts no threads and builds no mesh.
 """
 
 from __future__ import annotations
@@ -32,14 +33,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from amrjax import parallel
-from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
 from amrjax.scoring import boundary, dynamics, features, geometry, gradients, uncertainty
 from amrjax.scoring.boundary import deepfool
 from amrjax.scoring.dynamics import (Dynamics, foqus_quality, foqus_score, forgetting_counts,
                                      persistent_error_counts)
-from amrjax.scoring.features import embeddings, pool_outputs
 from amrjax.scoring.geometry import (cal, contextual_diversity, herding, k_center_greedy,
                                      symmetric_kl)
 from amrjax.scoring.glister import glister
@@ -100,39 +98,12 @@ def labelled_softmax_scorer(model: nn.Module,
   return jax.jit(scores)
 
 
-def score_pool(model: nn.Module, variables, pool: SignalPool,
-               score_fn: Callable[[jax.Array], jax.Array] = margin, *,
-               batch_size: int = 1024, mesh=None, compute_dtype: str = 'float32',
-               ) -> np.ndarray:
-  """``score_fn`` of the softmax of ``model`` for every member of ``pool``, (n,) float32."""
-  return parallel.map_pool(softmax_scorer(model, score_fn, compute_dtype), variables, pool,
-                           batch_size=batch_size, mesh=mesh)
-
-
-def select_from_pool(model: nn.Module, variables, pool: SignalPool, k: int, *,
-                     score_fn: Callable[[jax.Array], jax.Array] = margin,
-                     largest: bool = False, batch_size: int = 1024, mesh=None,
-                     compute_dtype: str = 'float32') -> tuple[np.ndarray, np.ndarray]:
-  """The ``k`` pool members with the smallest (``largest=False``) or largest score.
-
-  The pool is scored batch by batch and only the k best are kept
-  (:func:`amrjax.parallel.top_k_pool`), so it may be larger than memory (an HDF5 pool)
-  and be split over several processes. The default is DUSE's selection (Eq. 10): the k
-  smallest margins p1 - p2.
-
-  Returns:
-    (ids int64 (k,), scores float64 (k,)), best first; ties go to the smaller id.
-  """
-  return parallel.top_k_pool(softmax_scorer(model, score_fn, compute_dtype), variables, pool,
-                             k, largest=largest, batch_size=batch_size, mesh=mesh)
-
-
 __all__ = [
     'Dynamics', 'cal', 'cast_floating', 'contextual_diversity', 'deepfool', 'el2n',
-    'embeddings', 'entropy',
+    'entropy',
     'foqus_quality', 'foqus_score', 'forgetting_counts', 'glister', 'grand',
     'grand_last_layer', 'herding', 'k_center_greedy', 'labelled_softmax_scorer',
     'least_confidence', 'margin', 'per_example_grad_norm', 'persistent_error_counts',
-    'pool_outputs', 'score_pool', 'select_from_pool', 'softmax_scorer', 'symmetric_kl',
+    'softmax_scorer', 'symmetric_kl',
     'topk_entropy_weight',
 ]

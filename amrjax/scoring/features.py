@@ -1,9 +1,10 @@
-"""What a trained model says about a pool: log-softmax outputs and penultimate embeddings.
+"""What a trained model says about a batch: log-softmax outputs and penultimate embeddings.
 
 Every registry model exposes ``embed(x, train=False) -> (B, D)`` and a linear ``head``
 (a ``Dense`` named ``'head'``) with ``logits = head(embed(x))`` in eval mode, so one
 forward pass gives both, and the head's kernel (D, C) and bias (C,) give the last-layer
-gradients GraNd, Glister and EL2N work with.
+gradients GraNd, Glister and EL2N work with. ``amrjax.scoring.pools`` runs these over whole
+pools.
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ from collections.abc import Callable
 
 import flax.linen as nn
 import jax
-import numpy as np
 
-from amrjax import parallel
-from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
 
 
@@ -40,18 +38,6 @@ def outputs_fn(model: nn.Module) -> Callable:
 def embedding_fn(model: nn.Module) -> Callable:
   """Jitted ``(variables, x (B, 2, L)) -> (B, D)`` penultimate features, eval mode."""
   return jax.jit(lambda variables, x: model.apply(variables, x, train=False, method='embed'))
-
-
-def pool_outputs(model: nn.Module, variables, pool: SignalPool, *,
-                 batch_size: int = 1024) -> dict[str, np.ndarray]:
-  """Embeddings (n, D) and log-probabilities (n, C) of every pool member, one pass."""
-  return parallel.map_pool(outputs_fn(model), variables, pool, batch_size=batch_size)
-
-
-def embeddings(model: nn.Module, variables, pool: SignalPool, *,
-               batch_size: int = 1024) -> np.ndarray:
-  """Penultimate-layer embeddings (n, D) of every pool member, for geometric selection."""
-  return parallel.map_pool(embedding_fn(model), variables, pool, batch_size=batch_size)
 
 
 def head_params(variables) -> tuple[jax.Array, jax.Array]:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from amrjax import models, scoring
+from amrjax.scoring import pools
 from amrjax.errors import ConfigError
 from tests.helpers import random_pool
 
@@ -29,12 +30,12 @@ def test_select_from_pool_takes_the_smallest_margins(scorer):
   model, variables = scorer
   pool = random_pool(n=75).subset(np.arange(0, 75, 3))
   margins = _numpy_margin(model, variables, pool)
-  np.testing.assert_allclose(scoring.score_pool(model, variables, pool, batch_size=16),
+  np.testing.assert_allclose(pools.score_pool(model, variables, pool, batch_size=16),
                              margins, atol=1e-5)
-  ids, top = scoring.select_from_pool(model, variables, pool, 6, batch_size=16)
+  ids, top = pools.select_from_pool(model, variables, pool, 6, batch_size=16)
   np.testing.assert_array_equal(ids, pool.ids[np.argsort(margins)[:6]])
   np.testing.assert_allclose(top, np.sort(margins)[:6], atol=1e-5)
-  largest, _ = scoring.select_from_pool(model, variables, pool, 6, largest=True,
+  largest, _ = pools.select_from_pool(model, variables, pool, 6, largest=True,
                                         batch_size=16)
   np.testing.assert_array_equal(largest, pool.ids[np.argsort(-margins)[:6]])
 
@@ -42,8 +43,8 @@ def test_select_from_pool_takes_the_smallest_margins(scorer):
 def test_bfloat16_forward_pass_stays_near_float32(scorer):
   model, variables = scorer
   pool = random_pool(n=40)
-  f32 = scoring.score_pool(model, variables, pool, scoring.entropy, batch_size=16)
-  bf16 = scoring.score_pool(model, variables, pool, scoring.entropy, batch_size=16,
+  f32 = pools.score_pool(model, variables, pool, scoring.entropy, batch_size=16)
+  bf16 = pools.score_pool(model, variables, pool, scoring.entropy, batch_size=16,
                             compute_dtype='bfloat16')
   assert bf16.dtype == np.float32
   np.testing.assert_allclose(bf16, f32, atol=0.05)
@@ -64,5 +65,5 @@ def test_labelled_softmax_scorer_gives_el2n(scorer):
 def test_unknown_compute_dtype_is_refused(scorer):
   model, variables = scorer
   with pytest.raises(ConfigError, match='compute dtype must be one of float32, bfloat16'):
-    scoring.score_pool(model, variables, random_pool(n=4), compute_dtype='float16')
+    pools.score_pool(model, variables, random_pool(n=4), compute_dtype='float16')
 
