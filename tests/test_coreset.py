@@ -39,7 +39,8 @@ def test_budget_and_quotas():
   assert coreset.coreset_budget(0.05, 1000, 10) == 50
   with pytest.raises(ConfigError, match='fewer than one per class'):
     coreset.coreset_budget(0.01, 500, 11)
-  with pytest.raises(ConfigError, match=r'write 5 % as 0.05'):
+  with pytest.raises(ConfigError,
+                     match=r'coreset rate must be in \(0, 1\], got .*; write 4 % as 0.04'):
     coreset.coreset_budget(5, 500, 11)
   pool = random_pool(n=40, num_classes=4)
   np.testing.assert_array_equal(coreset.class_quotas(pool, 10), [3, 3, 2, 2])

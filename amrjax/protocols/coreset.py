@@ -98,8 +98,7 @@ def ablation_methods() -> tuple[str, ...]:
 
 def coreset_budget(rate: float, n: int, num_classes: int) -> int:
   """round(rate n), the coreset size at ``rate`` (FoQuS Eq. 1: k = |S| / N)."""
-  if not 0 < rate <= 1:
-    raise ConfigError(f'coreset rate must be in (0, 1], got {rate}; write 5 % as 0.05')
+  select.check_rate(rate, 'coreset')
   budget = int(round(rate * n))
   if budget < num_classes:
     raise ConfigError(f'a {rate:.2%} coreset of {n:,} training vectors holds {budget}, '

@@ -129,8 +129,7 @@ def budget_for_rate(rate: float, train_size: int) -> int:
   expanded set of 5 % of the training set. (DUSE Eq. 16 prints |D_A| as the denominator;
   with |D_A| = 0.99 |train| the two differ by 1 %.)
   """
-  if not 0 < rate <= 1:
-    raise ConfigError(f'expansion rate must be in (0, 1], got {rate}; write 4 % as 0.04')
+  select.check_rate(rate, 'expansion')
   budget = int(round(rate * train_size))
   if budget < 1:
     raise ConfigError(f'expansion rate {rate} of {train_size} training vectors selects '

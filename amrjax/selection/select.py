@@ -15,6 +15,14 @@ import numpy as np
 from amrjax.errors import ConfigError
 
 
+def check_rate(rate: float, kind: str) -> float:
+  """``rate`` (a fraction in (0, 1]) or a one-line :class:`ConfigError` naming ``kind``
+  ('expansion', 'coreset') and how to write a percentage."""
+  if not 0 < rate <= 1:
+    raise ConfigError(f'{kind} rate must be in (0, 1], got {rate}; write 4 % as 0.04')
+  return rate
+
+
 def _order_key(scores: np.ndarray, largest: bool) -> np.ndarray:
   scores = np.asarray(scores)
   if scores.ndim != 1:
