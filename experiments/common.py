@@ -1,5 +1,12 @@
-"""What every driver shares: the data flags, error reporting, preset-aware flag overrides,
-many processes.
+"""What every driver shares: the data flags, error reporting, flags made from a config
+dataclass, preset-aware flag overrides, many processes.
+
+Every setting of an experiment is a field of its config dataclass (``DuseConfig``,
+``CoresetConfig``, ...), documented in the ``Attributes:`` section of its docstring; a
+driver turns the fields into flags with :func:`define_config_flags` (same name, a type from
+the annotation, the docstring's text as help, default None) and reads back the ones given
+on the command line with :func:`config_overrides`, so a new field is a new flag without
+another line in the driver.
 
 Every driver also takes ``--coordinator_address``, ``--num_processes`` and ``--process_id``:
 with a coordinator address set, the run joins a ``jax.distributed`` job before anything
@@ -11,8 +18,12 @@ the same seeds, and only process 0 writes the run directory.
 from __future__ import annotations
 
 import ast
+import dataclasses
+import inspect
 import sys
 import time
+import types
+import typing
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -22,6 +33,88 @@ from amrjax import parallel, progress
 from amrjax.errors import AmrjaxError, ConfigError
 from amrjax.selection import strategies
 
+_KINDS = {int: 'an integer', float: 'a number', str: 'text'}
+_PLURALS = {int: 'integers', float: 'numbers'}
+
+
+def _convert(kind: type, value):
+  try:
+    return kind(value)
+  except (TypeError, ValueError):
+    raise ValueError(f'{value!r} is not {_KINDS[kind]}') from None
+
+
+class _OptionalParser(flags.ArgumentParser):
+  """An integer or a number, or 'none' / 'all' for None (``--max_per_cell=all``)."""
+
+  def __init__(self, kind: type):
+    self.kind = kind
+    self.syntactic_help = f"{_KINDS[kind]}, or 'none' or 'all' for None"
+
+  def parse(self, argument):
+    if argument is None or str(argument).strip().lower() in ('none', 'all', ''):
+      return None
+    try:
+      return self.kind(argument)
+    except (TypeError, ValueError):
+      raise ValueError(f"{argument!r} is not {self.syntactic_help}") from None
+
+  def flag_type(self):
+    return f'{self.kind.__name__} or None'
+
+
+class _TupleParser(flags.ListParser):
+  """A comma separated list, parsed to a tuple of ``kind`` (``--rates=0.04,0.09``)."""
+
+  def __init__(self, kind: type):
+    super().__init__()
+    self.kind = kind
+    if kind in _PLURALS:
+      self.syntactic_help = f'a comma separated list of {_PLURALS[kind]}'
+
+  def parse(self, argument):
+    return tuple(_convert(self.kind, item) for item in super().parse(argument))
+
+
+def _flag_kind(annotation) -> tuple[type, bool]:
+  """(the type, whether None is allowed) of an annotation ``X`` or ``X | None``."""
+  args = typing.get_args(annotation)
+  if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+    rest = [a for a in args if a is not type(None)]
+    if len(rest) == 1:
+      return rest[0], True
+  return annotation, False
+
+
+def define_flag(name: str, annotation, help: str) -> None:
+  """Defines ``--name`` of the type a config field's ``annotation`` names, default None (so
+  :func:`config_overrides` sees only what the command line gives): ``bool`` a boolean
+  (``--name`` / ``--noname``), ``int``, ``float`` and ``str`` a value of that type,
+  ``tuple[X, ...]`` a comma separated list parsed to a tuple of X, and ``int | None`` or
+  ``float | None`` a value or 'none' / 'all' for None. A value of the wrong type is a flag
+  parsing error (one line and exit status 2 under :func:`parse_flags`). Another type is a
+  ``TypeError``: skip the field or write its flag by hand."""
+  kind, optional = _flag_kind(annotation)
+  element = typing.get_args(kind)
+  if kind is bool and not optional:
+    flags.DEFINE_boolean(name, None, help)
+  elif kind in (int, float) and optional:
+    flags.DEFINE(_OptionalParser(kind), name, None, help)
+  elif kind is int:
+    flags.DEFINE_integer(name, None, help)
+  elif kind is float:
+    flags.DEFINE_float(name, None, help)
+  elif kind is str:
+    flags.DEFINE_string(name, None, help)
+  elif (typing.get_origin(kind) is tuple and not optional and len(element) == 2
+        and element[1] is Ellipsis and element[0] in _KINDS):
+    flags.DEFINE(_TupleParser(element[0]), name, None, help,
+                 serializer=flags.CsvListSerializer(','))
+  else:
+    raise TypeError(f'--{name}: no flag type for {annotation!r}; skip the field or write '
+                    'its flag by hand')
+
+
 flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 of a multi-process '
                     'run (jax.distributed); unset: one process.')
 flags.DEFINE_integer('num_processes', 1, 'Processes in the multi-process run.')
@@ -30,9 +123,8 @@ flags.DEFINE_string('data_dir', None, 'Folder holding the real dataset file; def
                     '$AMRJAX_DATA_DIR or ./data. Without it the synthetic stand-in is used.')
 flags.DEFINE_string('cache_dir', None, 'Where the synthetic stand-in is cached; default '
                     '$AMRJAX_CACHE_DIR or ~/.cache/amrjax.')
-flags.DEFINE_string('synthetic_per_cell', None, "Vectors per (class, SNR) cell of the "
-                    "synthetic stand-in ('all' = the real file's count; default: the "
-                    "preset's).")
+define_flag('synthetic_per_cell', int | None, "Vectors per (class, SNR) cell of the "
+            "synthetic stand-in ('all' = the real file's count; default: the preset's).")
 flags.DEFINE_boolean('allow_synthetic', True, 'Use the synthetic stand-in when the real '
                      'file is absent; --noallow_synthetic makes a missing file an error.')
 flags.DEFINE_boolean('report', True, 'Write report.md and its plots into the run directory '
@@ -43,16 +135,91 @@ flags.DEFINE_enum('progress', 'auto', list(progress.MODES), 'Progress of long lo
 flags.DEFINE_boolean('drop_nonfinite', False, 'Leave out vectors holding NaN or infinite '
                      'values (their count is recorded in results.json); default: refuse them.')
 
+# The shared data flags above are also fields of every config: define_config_flags reuses
+# them instead of defining them again.
+SHARED_FLAGS = ('data_dir', 'cache_dir', 'synthetic_per_cell', 'allow_synthetic',
+                'drop_nonfinite')
 
-def explicit_flags(names: Iterable[str], parsers: dict[str, Callable] | None = None) -> dict:
-  """{name: value} for the flags the user set on the command line (not the defaults)."""
-  parsers = parsers or {}
-  out = {}
-  for name in names:
-    flag = flags.FLAGS[name]
-    if flag.present:
-      out[name] = parsers.get(name, lambda v: v)(flag.value)
-  return out
+# The flags define_config_flags defines below belong to the driver that calls it (its
+# --help lists them), not to this module.
+flags.disclaim_key_flags()
+
+
+def attribute_docs(cls: type) -> dict[str, str]:
+  """``{field: text}`` from the ``Attributes:`` section of ``cls``'s docstring (Google
+  style): one entry per ``name: text`` line, or ``a, b: text`` for several fields, continued
+  on the more indented lines below it."""
+  lines = inspect.cleandoc(cls.__doc__ or '').splitlines()
+  if 'Attributes:' not in lines:
+    return {}
+  docs: dict[str, str] = {}
+  names: list[str] = []
+  indent = None
+  for line in lines[lines.index('Attributes:') + 1:]:
+    if not line.strip():
+      continue
+    depth = len(line) - len(line.lstrip())
+    indent = depth if indent is None else indent
+    if depth < indent:
+      break
+    if depth == indent:
+      head, _, text = line.strip().partition(':')
+      names = [n.strip() for n in head.split(',')]
+      if not all(n.isidentifier() for n in names):
+        raise ValueError(f'{cls.__name__}: {line.strip()!r} is not a "name: text" entry of '
+                         'its Attributes section')
+      docs.update(dict.fromkeys(names, text.strip()))
+    else:
+      for n in names:
+        docs[n] = f'{docs[n]} {line.strip()}'.strip()
+  return docs
+
+
+def flag_help(text: str) -> str:
+  """A docstring entry as flag help: without reST's double backquotes, capitalised, ending
+  with a full stop."""
+  text = ' '.join(text.replace('``', '').split())
+  text = text[:1].upper() + text[1:]
+  return text if text.endswith(('.', '!', '?')) else f'{text}.'
+
+
+def define_config_flags(config_cls: type, *, skip: Iterable[str]) -> tuple[str, ...]:
+  """One flag per field of the config dataclass ``config_cls``, for a driver: named as the
+  field, typed by its annotation (:func:`define_flag`), its help the field's entry in the
+  docstring's ``Attributes:`` section, default None, so that only the flags given on the
+  command line override the preset (:func:`config_overrides`). The fields in
+  :data:`SHARED_FLAGS` take the data flags defined here. ``skip`` names the fields that get
+  no flag: not command-line settings (``preset``, a nested dict), or ones the driver defines
+  by hand (``--dataset``, with its default).
+
+  Returns the names of the fields that have a flag, for :func:`config_overrides`. A skipped
+  name that is no field, or a field without a docstring entry, is a ``ValueError`` (at
+  import, for the developer)."""
+  skip = set(skip)
+  fields = [field.name for field in dataclasses.fields(config_cls)]
+  unknown = skip - set(fields)
+  if unknown:
+    raise ValueError(f'{config_cls.__name__} has no field(s) {", ".join(sorted(unknown))} '
+                     'to skip')
+  hints = typing.get_type_hints(config_cls)
+  docs = attribute_docs(config_cls)
+  names = []
+  for name in fields:
+    if name in skip:
+      continue
+    if name not in SHARED_FLAGS:
+      if not docs.get(name):
+        raise ValueError(f'{config_cls.__name__}.{name} has no entry in the Attributes section '
+                         f'of its docstring (the help of --{name})')
+      define_flag(name, hints[name], flag_help(docs[name]))
+    names.append(name)
+  return tuple(names)
+
+
+def config_overrides(names: Iterable[str]) -> dict:
+  """``{name: value}`` of the flags among ``names`` given on the command line; the others
+  keep the preset's value."""
+  return {name: flags.FLAGS[name].value for name in names if flags.FLAGS[name].present}
 
 
 def strategy_options(items: Iterable[str], base: dict | None = None) -> dict:
@@ -74,35 +241,6 @@ def strategy_options(items: Iterable[str], base: dict | None = None) -> dict:
       value = text.strip()
     out.setdefault(strategies.get(strategy.strip()).name, {})[option.strip()] = value
   return out
-
-
-def _parse(kind, convert, value, what):
-  try:
-    return convert(value)
-  except (TypeError, ValueError):
-    raise ConfigError(f'{what}: {value!r} is not {kind}') from None
-
-
-def optional_int(value: str) -> int | None:
-  """'all' or 'none' -> None, else an int."""
-  if str(value).lower() in ('all', 'none', ''):
-    return None
-  return _parse('an integer or "all"', int, value, 'expected a count')
-
-
-def optional_float(value: str) -> float | None:
-  """'none' or '' -> None, else a float."""
-  if str(value).lower() in ('none', ''):
-    return None
-  return _parse('a number or "none"', float, value, 'expected a number')
-
-
-def floats(values) -> tuple[float, ...]:
-  return tuple(_parse('a number', float, v, 'expected numbers') for v in values)
-
-
-def ints(values) -> tuple[int, ...]:
-  return tuple(_parse('an integer', int, v, 'expected integers') for v in values)
 
 
 def log(message: str) -> None:
@@ -159,7 +297,7 @@ def run_study(study, run: Callable, workdir: str, names: list[str]) -> None:
   folder)`` in ``<workdir>/<name>``, then prints ``study.report(workdir)``. ``names`` may
   be ``['all']``; every name and configuration is checked before the first run starts."""
   names = list(study.RUNS) if names == ['all'] else names
-  data_flags = explicit_flags(['data_dir', 'cache_dir', 'allow_synthetic'])
+  data_flags = config_overrides(['data_dir', 'cache_dir', 'allow_synthetic'])
   configs = {name: study.config_of(name, **data_flags) for name in names}
   for name, config in configs.items():
     run(config, Path(workdir) / name, log=log, write_report=flags.FLAGS.report)

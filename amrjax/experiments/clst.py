@@ -105,25 +105,38 @@ class ClstConfig:
   Attributes:
     dataset: a registered dataset name.
     preset: the preset the settings came from.
-    fractions: training fractions of the dataset (0.03 = 3 %).
-    teacher: the teacher model (ClST).
-    students: the student models.
-    seeds: one split and one set of trainings per seed.
-    epochs: student epochs (alone and distilled).
-    teacher_epochs: teacher epochs.
-    batch_size, learning_rate, schedule: Adam settings of every training.
-    hard_weight, soft_weight, temperature: the SKD loss (``amrjax.protocols.distill``): a, b, T.
-    feature_weights: c of the SKD feature term; every student is distilled once per value
-      (0: two-term Hinton KD; > 0: the three-term SKD with the hint projection).
+    fractions: training fractions of the dataset, drawn per (class, SNR) cell (0.03 = 3 %;
+      paper: 0.03,0.05; quick: 0.05).
+    teacher: the teacher model (default clst).
+    students: the student models (default kd_cnn,kd_mobilenet).
+    seeds: seeds; each draws its own split and trains every model.
+    epochs: student epochs, alone and distilled (paper: 100; quick: 10).
+    teacher_epochs: ClST teacher epochs (paper: 100; quick: 10).
+    batch_size: training batch size (paper: 256; quick: 64).
+    learning_rate: Adam peak learning rate, cosine-decayed to 0 by the default ``schedule``
+      (paper: 0.01; quick: 0.0025, the paper's rate scaled to batch 64).
+    schedule: the learning-rate schedule of every training (default cosine decay to 0).
+    hard_weight: SKD weight a of the cross-entropy with the labels
+      (``amrjax.protocols.distill``; default 0.1; not given in the paper).
+    soft_weight: SKD weight b of the T^2-scaled KL to the teacher (default 0.9; not given
+      in the paper).
+    temperature: SKD softmax temperature T (default 4; not given in the paper).
+    feature_weights: SKD feature-term weights c; each student is distilled once per value
+      (0: two-term Hinton KD; > 0: the three-term SKD with the hint projection; quick: 0;
+      paper and study: 0,1). Not given in the paper.
     validation_share: validation share of the vectors not trained on (rest: test).
     eval_per_cell: at most this many validation and this many test vectors per
-      (class, SNR) cell; None keeps all.
-    validate: evaluate the validation set after every epoch (val loss and accuracy).
-    min_snr: keep vectors with SNR above this (dB); None keeps all.
+      (class, SNR) cell; None keeps the whole remainder (quick: 5).
+    validate: evaluate the validation set after every epoch (val loss and accuracy; paper
+      preset: yes; quick: no).
+    min_snr: keep vectors with SNR above this (dB); None (the default) keeps all SNRs.
     eval_batch_size: rows per forward call when testing and computing teacher logits
       (the last batch is padded to it).
-    inference_batch_size, inference_repeats: the per-sample inference timing.
-    data_dir, cache_dir, synthetic_per_cell, allow_synthetic: as ``sources.load``.
+    inference_batch_size: batch size of the per-sample inference timing (default 256).
+    inference_repeats: timed calls of the inference timing; the median is reported
+      (quick: 5, paper: 10).
+    data_dir, cache_dir, synthetic_per_cell, allow_synthetic, drop_nonfinite: the data
+      settings (``common.load_dataset``).
   """
 
   dataset: str = 'rml2016.10a'

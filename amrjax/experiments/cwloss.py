@@ -85,18 +85,30 @@ class CwLossConfig:
   """Everything that defines a CW-loss run (``config.json`` holds exactly this).
 
   Attributes:
-    tables: which of ``'table1'`` (k sweep) and ``'table2'`` (other models) to run.
-    ks: the k values of Table I (AFNet: 2, 3, 4).
+    dataset: a registered dataset name (AFNet: rml2016.10a).
+    preset: the preset the settings came from.
+    tables: which of table1 (k sweep on the weight model) and table2 (other models with
+      its weights) to run; default both.
+    ks: the k values of the top-k entropy for Table I (AFNet: 2,3,4).
     table2_k: the k of the weights Table II trains with (AFNet: 3, its best).
-    weight_model: the model whose stage one gives the weights (AFNet).
-    models: Table II's models (AFNet: ResNet, CLDNN, LSTM2, IC-AMCNet).
-    epochs: the most epochs of every training (with early stopping).
+    weight_model: the model whose stage one computes the weights (AFNet: afnet).
+    models: Table II's models (AFNet: resnet,cldnn,lstm2,icamcnet).
+    seeds: seeds; each trains every model afresh.
+    epochs: the most epochs of every training (early stopping may stop sooner).
     patience: early-stopping patience in epochs (AFNet: 15); None trains every epoch.
-    validation_fraction: share of every training cell held out for early stopping.
-    max_per_cell: vectors kept per (class, SNR) cell before splitting; None keeps all.
+    batch_size: training batch size (AFNet: 512).
+    learning_rate: Adam learning rate (AFNet: 1e-3).
+    validation_fraction: share of every training (class, SNR) cell held out for early
+      stopping (not given by the paper; default 0.1).
+    max_per_cell: vectors kept per (class, SNR) cell before splitting; None keeps every
+      one.
     min_snr: keep SNR > min_snr dB; None (AFNet) keeps every SNR.
-    warm_start: stage two continues from stage one instead of starting afresh.
+    split_seed: seeds the subsampling and the splits (the same for every seed).
+    warm_start: stage two continues from the stage-one model instead of retraining from
+      the same initialisation.
     eval_batch_size: rows per eval-mode pass when scoring and testing.
+    data_dir, cache_dir, synthetic_per_cell, allow_synthetic, drop_nonfinite: the data
+      settings (``common.load_dataset``).
   """
 
   dataset: str = 'rml2016.10a'

@@ -132,7 +132,42 @@ IN_MEMORY_LIMIT_BYTES = 4 << 30
 
 @dataclasses.dataclass(frozen=True)
 class DuseConfig:
-  """Everything that defines a DUSE run (``config.json`` holds exactly this)."""
+  """Everything that defines a DUSE run (``config.json`` holds exactly this).
+
+  Attributes:
+    dataset: a registered dataset name (rml2016.10a, rml2016.10b, rml2016.04c, rml2018.01a
+      or sig2019).
+    preset: the preset the settings came from.
+    rates: expansion rates as fractions, e.g. 0.04,0.09 (budget = rate x |train|).
+    seeds: seeds; each draws its own target set.
+    rounds: active-learning rounds R of DUSE.
+    round_epochs: scorer epochs per round (paper: 20).
+    final_epochs: evaluation epochs (paper: 50).
+    max_per_cell: vectors kept per (class, SNR) cell before splitting; None keeps every
+      one.
+    setting: the expansion setting: imbalance (smallest margins overall; the default) or
+      balance (equal class counts).
+    model: the scorer (selection) model (quick and paper presets: cnn2d; study: cnn1d).
+    eval_models: evaluation models (none given: the scorer model); several give a
+      cross-architecture table per rate (DUSE Table III).
+    methods: the methods: target, random, duse_oneshot, duse, any strategy
+      (least_confidence, entropy, margin, deepfool, forgetting, glister, grand, herding,
+      kcenter, cal, cd, el2n, foqus, uniform) or a group: default, baselines (DUSE's 8),
+      table1 (target, random, the 8 baselines, duse).
+    batch_size: training batch size (paper: 128).
+    learning_rate: Adam learning rate (paper: 1e-3).
+    min_snr: keep vectors with SNR above this many dB (paper: 10); None keeps every SNR.
+    target_fraction: size of D_T as a fraction of train (paper: 0.01).
+    split_seed: seeds the subsampling and the train/test split (the same for every seed).
+    warm_start: keep training the scorer across rounds (False: retrain it from scratch
+      every round).
+    budget_split: how DUSE splits its budget over the rounds: even, or geometric (D_T
+      grows by the same factor every round).
+    data_dir, cache_dir, synthetic_per_cell, allow_synthetic, drop_nonfinite: the data
+      settings (``common.load_dataset``).
+    strategy_options: ``{strategy: {option: value}}`` for the baselines, e.g.
+      ``{'forgetting': {'never_learned': 0}}``.
+  """
 
   dataset: str = 'sig2019'
   preset: str = 'quick'

@@ -84,7 +84,39 @@ PRESETS: dict[str, dict] = {
 
 @dataclasses.dataclass(frozen=True)
 class CoresetConfig:
-  """Everything that defines a FoQuS run (``config.json`` holds exactly this)."""
+  """Everything that defines a FoQuS run (``config.json`` holds exactly this).
+
+  Attributes:
+    dataset: a registered dataset name (FoQuS: rml2016.10a, sig2019 or rml2018.01a).
+    preset: the preset the settings came from.
+    rates: coreset rates as fractions (paper: 0.01,0.05,0.1,0.2,0.3).
+    seeds: seeds (paper: 3 repeats).
+    selection_models: models that select (paper: cnn1d,cnn2d).
+    eval_models: models that train on the coresets; none given: each selection model
+      evaluates its own (A -> A). Given, every pair A -> B.
+    methods: the methods (default: the 10 baselines and foqus): uniform, cal, cd,
+      forgetting, grand, herding, kcenter, least_confidence, entropy, margin, foqus, el2n,
+      deepfool, glister, foqus:<terms> (e.g. foqus:forgetting+quality), full (the whole
+      training split).
+    ablation: FoQuS Table V: every single score term, every pair and all three, instead of
+      the given methods.
+    selection_epochs: T: epochs the selection model trains on the full training split while
+      its dynamics are recorded.
+    eval_epochs: epochs each coreset trains an evaluation model (paper: 50).
+    batch_size: training batch size.
+    learning_rate: Adam learning rate.
+    eval_schedule: learning-rate schedule of the evaluation trainings: cosine (decay to 0,
+      as DeepCore; the default) or constant.
+    min_snr: keep vectors with SNR above this many dB; None keeps all (default 10, the
+      high-SNR data of Sec. IV-A).
+    max_per_cell: vectors kept per (class, SNR) cell; None keeps every one.
+    class_balanced: equal class counts in every coreset (paper).
+    split_seed: seeds the subsampling and the train/test split (the same for every seed).
+    data_dir, cache_dir, synthetic_per_cell, allow_synthetic, drop_nonfinite: the data
+      settings (``common.load_dataset``).
+    strategy_options: ``{strategy: {option: value}}``, e.g. FoQuS's tier ``shares`` and
+      ``beta``.
+  """
 
   dataset: str = 'rml2016.10a'
   preset: str = 'quick'
