@@ -34,14 +34,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-
-  def body():
-    overrides = {**common.config_overrides(SETTINGS), 'dataset': FLAGS.dataset}
-    config = clst.ClstConfig.from_preset(FLAGS.preset, **overrides)
-    workdir = FLAGS.workdir or common.default_workdir('clst', config.dataset, config.preset)
-    clst.run(config, workdir, log=common.log, write_report=FLAGS.report)
-
-  common.run_reporting_errors(body)
+  common.run_config('clst', clst.ClstConfig, clst.run,
+                    lambda: {**common.config_overrides(SETTINGS), 'dataset': FLAGS.dataset})
 
 
 if __name__ == '__main__':

@@ -291,6 +291,19 @@ def run_reporting_errors(main: Callable[[], None]) -> None:
     sys.exit(2)
 
 
+def run_config(kind: str, config_cls, run: Callable, overrides: Callable[[], dict]) -> None:
+  """The body of every experiment driver: ``config_cls.from_preset(--preset, **overrides())``
+  run by ``run`` in ``--workdir`` (default ``runs/<kind>/<dataset>-<preset>-<time>``), a
+  user error one line and exit 2. ``overrides`` is called inside, so its errors count too."""
+
+  def body():
+    config = config_cls.from_preset(flags.FLAGS.preset, **overrides())
+    workdir = flags.FLAGS.workdir or default_workdir(kind, config.dataset, config.preset)
+    run(config, workdir, log=log, write_report=flags.FLAGS.report)
+
+  run_reporting_errors(body)
+
+
 def run_study(study, run: Callable, workdir: str, names: list[str]) -> None:
   """The body of a study driver (``experiments.duse_study``, ``experiments.foqus_study``):
   runs (or resumes) the named runs of ``study.RUNS`` in order, each with ``run(config,

@@ -33,14 +33,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-
-  def body():
-    overrides = {**common.config_overrides(SETTINGS), 'dataset': FLAGS.dataset}
-    config = cwloss.CwLossConfig.from_preset(FLAGS.preset, **overrides)
-    workdir = FLAGS.workdir or common.default_workdir('cwloss', config.dataset, config.preset)
-    cwloss.run(config, workdir, log=common.log, write_report=FLAGS.report)
-
-  common.run_reporting_errors(body)
+  common.run_config('cwloss', cwloss.CwLossConfig, cwloss.run,
+                    lambda: {**common.config_overrides(SETTINGS), 'dataset': FLAGS.dataset})
 
 
 if __name__ == '__main__':

@@ -39,19 +39,16 @@ def run_from_flags(kind: str, defaults: dict | None = None) -> None:
   ``kind`` names the run directory's parent (runs/<kind>/...).
   """
 
-  def body():
-    overrides = {**(defaults or {}), **common.config_overrides([*SETTINGS, 'dataset'])}
+  def overrides():
+    given = {**(defaults or {}), **common.config_overrides([*SETTINGS, 'dataset'])}
     # A preset that names its dataset (study) takes it unless --dataset is given.
-    overrides.setdefault('dataset', duse.PRESETS[FLAGS.preset].get(
-        'dataset', FLAGS.dataset))
+    given.setdefault('dataset', duse.PRESETS[FLAGS.preset].get('dataset', FLAGS.dataset))
     if FLAGS.strategy_option:
-      overrides['strategy_options'] = common.strategy_options(
+      given['strategy_options'] = common.strategy_options(
           FLAGS.strategy_option, duse.PRESETS[FLAGS.preset]['strategy_options'])
-    config = duse.DuseConfig.from_preset(FLAGS.preset, **overrides)
-    workdir = FLAGS.workdir or common.default_workdir(kind, config.dataset, config.preset)
-    duse.run(config, workdir, log=common.log, write_report=FLAGS.report)
+    return given
 
-  common.run_reporting_errors(body)
+  common.run_config(kind, duse.DuseConfig, duse.run, overrides)
 
 
 def main(argv):

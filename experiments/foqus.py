@@ -36,23 +36,22 @@ SETTINGS = common.define_config_flags(
 FLAGS = flags.FLAGS
 
 
+def _overrides() -> dict:
+  """The flags given, with --tier_shares and --beta as FoQuS's strategy options."""
+  overrides = {**common.config_overrides(SETTINGS), 'dataset': FLAGS.dataset}
+  foqus_options = {}
+  if FLAGS.tier_shares is not None:
+    foqus_options['shares'] = FLAGS.tier_shares
+  if FLAGS.beta is not None:
+    foqus_options['beta'] = FLAGS.beta
+  if foqus_options:
+    overrides['strategy_options'] = {'foqus': foqus_options}
+  return overrides
+
+
 def main(argv):
   del argv
-
-  def body():
-    overrides = {**common.config_overrides(SETTINGS), 'dataset': FLAGS.dataset}
-    foqus_options = {}
-    if FLAGS.tier_shares is not None:
-      foqus_options['shares'] = FLAGS.tier_shares
-    if FLAGS.beta is not None:
-      foqus_options['beta'] = FLAGS.beta
-    if foqus_options:
-      overrides['strategy_options'] = {'foqus': foqus_options}
-    config = foqus.CoresetConfig.from_preset(FLAGS.preset, **overrides)
-    workdir = FLAGS.workdir or common.default_workdir('foqus', config.dataset, config.preset)
-    foqus.run(config, workdir, log=common.log, write_report=FLAGS.report)
-
-  common.run_reporting_errors(body)
+  common.run_config('foqus', foqus.CoresetConfig, foqus.run, _overrides)
 
 
 if __name__ == '__main__':

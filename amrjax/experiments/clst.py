@@ -55,7 +55,7 @@ from amrjax.errors import ConfigError
 from amrjax.experiments import common
 from amrjax.experiments.rundir import RunDir
 from amrjax.protocols import distill as distill_lib
-from amrjax.reporting import report, run_report
+from amrjax.reporting import report
 from amrjax.seeding import derive_seed
 from amrjax.train import TrainConfig, TrainingDivergedError, fit, predict_logits
 from amrjax.train.loop import COSINE, SCHEDULES, accuracy_report
@@ -442,20 +442,15 @@ def run(config: ClstConfig, workdir: Path | str, *,
       'config': dataclasses.asdict(config),
       'row_labels': {f'{m}/{r}': config.row_label(m, r) for m, r in config.row_keys()},
       'data': data.origin,
-      'dataset': {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length},
+      'dataset': common.dataset_record(spec),
       'splits': split_sizes,
       'models': complexity,
       'table': table,
       'runs': runs,
       'seconds': time.time() - t_start,
   }
-  run_dir.write_json('results.json', results)
-  run_dir.discard_checkpoints()
-  log(format_table(table))
-  log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
-  if write_report and run_dir.writes:
-    run_report.write_report_logged(run_dir.path, log=log)
-  return results
+  return common.finish(run_dir, results, [format_table(table)], log=log,
+                       write_report=write_report)
 
 
 def _accuracy_key(record: dict) -> tuple:

@@ -4,11 +4,12 @@ dataset it names loaded with its data settings."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
-from amrjax.data import sources
+from amrjax.data import sources, specs
 from amrjax.errors import ConfigError
+from amrjax.reporting import run_report
 
 Config = TypeVar('Config')
 
@@ -61,3 +62,23 @@ def load_dataset(config, notify: Callable[[str], None] = print) -> sources.Datas
   data = sources.check_finite(data, drop=config.drop_nonfinite, notify=notify)
   return dataclasses.replace(data, origin={
       **data.origin, 'missing_cells': [[name, snr] for name, snr in data.missing_cells]})
+
+
+def dataset_record(spec: specs.DatasetSpec) -> dict:
+  """What ``results.json`` says of the dataset: its name, classes and vector length."""
+  return {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length}
+
+
+def finish(run_dir, results: dict, printed: Iterable[str], *, log: Callable[[str], None],
+           write_report: bool) -> dict:
+  """The end every experiment shares: ``results.json`` written (atomically), the epoch and
+  round checkpoints it no longer needs removed, ``printed`` (the text tables) and where the
+  results are logged, and ``report.md`` written when ``write_report``. Returns ``results``."""
+  run_dir.write_json('results.json', results)
+  run_dir.discard_checkpoints()
+  for text in printed:
+    log(text)
+  log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
+  if write_report and run_dir.writes:
+    run_report.write_report_logged(run_dir.path, log=log)
+  return results

@@ -43,7 +43,7 @@ from amrjax.errors import ConfigError
 from amrjax.experiments import common
 from amrjax.experiments.rundir import RunDir
 from amrjax.protocols import cwloss
-from amrjax.reporting import report, run_report
+from amrjax.reporting import report
 from amrjax.seeding import derive_seed
 from amrjax.train import TrainConfig, TrainState, evaluate, fit
 
@@ -398,22 +398,15 @@ def run(config: CwLossConfig, workdir: Path | str, *,
       'experiment': 'cwloss',
       'config': dataclasses.asdict(config),
       'data': data.origin,
-      'dataset': {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length},
+      'dataset': common.dataset_record(spec),
       'splits': splits.summary(),
       'tables': tables,
       'runs': runs,
       'weights': weight_stats,
       'seconds': time.time() - t_start,
   }
-  run_dir.write_json('results.json', results)
-  run_dir.discard_checkpoints()
-  for table in tables.values():
-    log(report.text_table(table['rows'], table['columns'], title=table['title'],
-                          row_header=table['row_header']))
-  log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
-  if write_report and run_dir.writes:
-    run_report.write_report_logged(run_dir.path, log=log)
-  return results
+  return common.finish(run_dir, results, map(report.text_of, tables.values()), log=log,
+                       write_report=write_report)
 
 
 AVG, MAX = 'Average acc', 'Max acc'

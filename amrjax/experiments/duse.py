@@ -53,7 +53,7 @@ from amrjax.errors import ConfigError
 from amrjax.experiments import common
 from amrjax.experiments.rundir import RunDir
 from amrjax.protocols import expansion, one_shot
-from amrjax.reporting import report, run_report
+from amrjax.reporting import report
 from amrjax.scoring import pools
 from amrjax.seeding import derive_seed
 from amrjax.selection import select, strategies
@@ -203,8 +203,7 @@ class DuseConfig:
 
   def __post_init__(self):
     for rate in self.rates:
-      if not 0 < rate <= 1:
-        raise ConfigError(f'expansion rate must be in (0, 1], got {rate}; write 4 % as 0.04')
+      select.check_rate(rate, 'expansion')
     if not self.rates:
       raise ConfigError('give at least one expansion rate (--rates=0.04)')
     object.__setattr__(self, 'seeds', common.check_seeds(self.seeds))
@@ -408,22 +407,15 @@ def run(config: DuseConfig, workdir: Path | str, *,
       'method_labels': {m: config.method_label(m) for m in config.methods},
       'embeddings': tsne_name if (run_dir.path / tsne_name).is_file() else None,
       'data': data.origin,
-      'dataset': {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length},
+      'dataset': common.dataset_record(spec),
       'splits': split_sizes,
       'table': tables[0],
       'tables': tables,
       'runs': runs,
       'seconds': time.time() - t_start,
   }
-  run_dir.write_json('results.json', results)
-  run_dir.discard_checkpoints()
-  for table in tables:
-    log(report.text_table(table['rows'], table['columns'], title=table['title'],
-                          row_header=table['row_header']))
-  log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
-  if write_report and run_dir.writes:
-    run_report.write_report_logged(run_dir.path, log=log)
-  return results
+  return common.finish(run_dir, results, map(report.text_of, tables), log=log,
+                       write_report=write_report)
 
 
 def write_embeddings(run_dir: RunDir, name: str, model, variables,

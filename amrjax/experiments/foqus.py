@@ -44,9 +44,9 @@ from amrjax.errors import ConfigError
 from amrjax.experiments import common
 from amrjax.experiments.rundir import RunDir
 from amrjax.protocols import coreset
-from amrjax.reporting import report, run_report
+from amrjax.reporting import report
 from amrjax.seeding import derive_seed
-from amrjax.selection import strategies
+from amrjax.selection import select, strategies
 from amrjax.train import TrainConfig, diverged_where, evaluate, fit
 from amrjax.train.loop import COSINE, SCHEDULES
 
@@ -152,8 +152,7 @@ class CoresetConfig:
       raise ConfigError('give at least one rate and one selection model')
     object.__setattr__(self, 'seeds', common.check_seeds(self.seeds))
     for rate in self.rates:
-      if not 0 < rate <= 1:
-        raise ConfigError(f'coreset rate must be in (0, 1], got {rate}; write 5 % as 0.05')
+      select.check_rate(rate, 'coreset')
     if self.selection_epochs < 2 or self.eval_epochs < 1:
       raise ConfigError('FoQuS needs at least 2 selection epochs and 1 evaluation epoch')
     if self.eval_schedule not in SCHEDULES:
@@ -298,22 +297,15 @@ def run(config: CoresetConfig, workdir: Path | str, *,
       'config': dataclasses.asdict(config),
       'method_labels': {m: config.method_label(m) for m in config.methods},
       'data': data.origin,
-      'dataset': {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length},
+      'dataset': common.dataset_record(spec),
       'splits': {'train': len(train), 'test': len(test)},
       'table': tables[0],
       'tables': tables,
       'runs': runs,
       'seconds': time.time() - t_start,
   }
-  run_dir.write_json('results.json', results)
-  run_dir.discard_checkpoints()
-  for table in tables:
-    log(report.text_table(table['rows'], table['columns'], title=table['title'],
-                          row_header=table['row_header']))
-  log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
-  if write_report and run_dir.writes:
-    run_report.write_report_logged(run_dir.path, log=log)
-  return results
+  return common.finish(run_dir, results, map(report.text_of, tables), log=log,
+                       write_report=write_report)
 
 
 def result_tables(config: CoresetConfig, dataset: str, data_kind: str,

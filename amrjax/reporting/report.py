@@ -46,3 +46,9 @@ def text_table(rows: Mapping[str, Mapping[str, Sequence[float]]], columns: Seque
   out = [title] if title else []
   out += [line(header), '  '.join('-' * w for w in widths)] + [line(r) for r in cells]
   return '\n'.join(out)
+
+
+def text_of(table: Mapping) -> str:
+  """:func:`text_table` of a results table (``rows``, ``columns``, ``title``, ``row_header``)."""
+  return text_table(table['rows'], table['columns'], title=table['title'],
+                    row_header=table['row_header'])
