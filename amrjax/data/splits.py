@@ -5,6 +5,11 @@ and test by its ratio (8:2 or 2:1); the target set D_T is a class-balanced rando
 the training set and the auxiliary set D_A is the rest. The train/test split is done
 inside every (class, SNR) cell so both halves keep the cell proportions. Disjointness and
 coverage are checked every time (:meth:`Splits.check`).
+
+AFNet Sec. IV-A: every SNR, train/test 8:2 per cell; :func:`train_validation_test` also
+carves a validation share out of every training cell for early stopping. ClST: a small
+``fraction`` of every cell to train, the rest to validation and test
+(:func:`few_shot_split`).
 """
 
 from __future__ import annotations
@@ -169,3 +174,115 @@ def make_splits(pool: SignalPool, *, train_fraction: float, min_snr: float | Non
   target, auxiliary = split_target(train, target_fraction,
                                    np.random.default_rng([target_seed, 0x7A26]))
   return Splits(train, test, target, auxiliary).check()
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainValidationTest:
+  """Train, validation (early stopping; None without) and test pools (AFNet's split)."""
+
+  train: SignalPool
+  validation: SignalPool | None
+  test: SignalPool
+
+  def summary(self) -> dict:
+    return {'train': len(self.train), 'test': len(self.test),
+            'validation': 0 if self.validation is None else len(self.validation)}
+
+  def in_memory(self) -> TrainValidationTest:
+    """The same split over one in-memory copy of all its signals."""
+    pools = [self.train, self.test] + ([] if self.validation is None else [self.validation])
+    memory = pools[0]
+    for p in pools[1:]:
+      memory = memory.union(p)
+    memory = memory.in_memory()
+    rebind = lambda p: None if p is None else memory.take_ids(p.ids)  # noqa: E731
+    return TrainValidationTest(rebind(self.train), rebind(self.validation), rebind(self.test))
+
+
+def train_validation_test(pool: SignalPool, *, train_fraction: float,
+                          validation_fraction: float, min_snr: float | None = None,
+                          max_per_cell: int | None = None,
+                          split_seed: int = 0) -> TrainValidationTest:
+  """AFNet's split: train/test per (class, SNR) cell, then validation carved from train.
+
+  Args:
+    pool: the whole dataset.
+    train_fraction: the train share of every cell (AFNet: 0.8).
+    validation_fraction: the share of every training cell held out for early stopping.
+    min_snr: keep SNR > min_snr dB; None keeps every SNR (AFNet).
+    max_per_cell: keep at most this many vectors per cell first; None keeps all.
+    split_seed: seeds the subsampling and both splits.
+  """
+  rng = np.random.default_rng([split_seed, 0xC1055])
+  pool = filter_snr(pool, min_snr)
+  pool = subsample_cells(pool, max_per_cell, rng)
+  train, test = split_train_test(pool, train_fraction, rng)
+  validation = None
+  if validation_fraction > 0:
+    train, validation = split_train_test(train, 1 - validation_fraction, rng,
+                                         sides=('train', 'validation'))
+  return TrainValidationTest(train, validation, test)
+
+
+@dataclasses.dataclass(frozen=True)
+class FewShotSplit:
+  """train, validation and test: pairwise disjoint, each stratified by (class, SNR)."""
+
+  train: SignalPool
+  validation: SignalPool
+  test: SignalPool
+
+  def check(self) -> FewShotSplit:
+    """Raises unless the three pools are pairwise disjoint."""
+    for a, b, what in ((self.train, self.validation, 'train and validation'),
+                       (self.train, self.test, 'train and test'),
+                       (self.validation, self.test, 'validation and test')):
+      shared = np.intersect1d(a.ids, b.ids)
+      if shared.size:
+        raise RuntimeError(f'split invariant broken: {what} share {shared.size} ids')
+    return self
+
+  def summary(self) -> dict:
+    return {name: len(getattr(self, name)) for name in ('train', 'validation', 'test')}
+
+  def held_out_in_memory(self) -> FewShotSplit:
+    """The same split with validation and test over one in-memory copy of their signals."""
+    memory = self.validation.union(self.test).in_memory()
+    return FewShotSplit(self.train, memory.take_ids(self.validation.ids),
+                        memory.take_ids(self.test.ids))
+
+
+def few_shot_split(pool: SignalPool, fraction: float, *, seed: int,
+                   validation_share: float = 0.5, min_snr: float | None = None,
+                   eval_per_cell: int | None = None) -> FewShotSplit:
+  """ClST's split: ``fraction`` of every (class, SNR) cell to train, the rest to
+  validation and test.
+
+  Args:
+    pool: the whole dataset.
+    fraction: round(n * fraction) vectors of each cell of n go to train.
+    seed: drives every draw.
+    validation_share: round(m * share) of the m remaining vectors of a cell go to
+      validation, the others to test.
+    min_snr: keep vectors with SNR strictly above this first (None keeps all).
+    eval_per_cell: then keep at most this many validation and this many test vectors per
+      cell (None keeps all).
+  """
+  rng = np.random.default_rng([seed, 0xC157])
+  pool = filter_snr(pool, min_snr)
+  train, rest = split_train_test(pool, fraction, rng, sides=None)
+  missing = [name for c, name in enumerate(pool.classes) if not np.any(train.y == c)]
+  if missing:
+    raise ConfigError(f'{fraction:.2%} of every (class, SNR) cell leaves no training vector '
+                      f'of {", ".join(missing)}; use a larger fraction or more vectors per '
+                      'cell (--synthetic_per_cell)')
+  if len(rest) == 0:
+    raise ConfigError(f'nothing is left for validation and test after taking {fraction:.2%} '
+                      'of every cell; use a smaller fraction')
+  validation, test = split_train_test(rest, validation_share, rng, sides=None)
+  if len(validation) == 0 or len(test) == 0:
+    raise ConfigError('too few vectors per (class, SNR) cell to split the rest into '
+                      'validation and test; use more vectors per cell')
+  validation = subsample_cells(validation, eval_per_cell, rng)
+  test = subsample_cells(test, eval_per_cell, rng)
+  return FewShotSplit(train, validation, test).check()

@@ -50,7 +50,6 @@ import numpy as np
 
 from amrjax import models
 from amrjax.data import splits as splits_lib
-from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
 from amrjax.experiments import common
 from amrjax.experiments.rundir import RunDir
@@ -249,70 +248,6 @@ def fraction_label(fraction: float) -> str:
   return f'{fraction * 100:g}%'
 
 
-@dataclasses.dataclass(frozen=True)
-class FewShotSplit:
-  """train, validation and test: pairwise disjoint, each stratified by (class, SNR)."""
-
-  train: SignalPool
-  validation: SignalPool
-  test: SignalPool
-
-  def check(self) -> FewShotSplit:
-    """Raises unless the three pools are pairwise disjoint."""
-    for a, b, what in ((self.train, self.validation, 'train and validation'),
-                       (self.train, self.test, 'train and test'),
-                       (self.validation, self.test, 'validation and test')):
-      shared = np.intersect1d(a.ids, b.ids)
-      if shared.size:
-        raise RuntimeError(f'split invariant broken: {what} share {shared.size} ids')
-    return self
-
-  def summary(self) -> dict:
-    return {name: len(getattr(self, name)) for name in ('train', 'validation', 'test')}
-
-  def held_out_in_memory(self) -> FewShotSplit:
-    """The same split with validation and test over one in-memory copy of their signals."""
-    memory = self.validation.union(self.test).in_memory()
-    return FewShotSplit(self.train, memory.take_ids(self.validation.ids),
-                        memory.take_ids(self.test.ids))
-
-
-def few_shot_split(pool: SignalPool, fraction: float, *, seed: int,
-                   validation_share: float = 0.5, min_snr: float | None = None,
-                   eval_per_cell: int | None = None) -> FewShotSplit:
-  """ClST's split: ``fraction`` of every (class, SNR) cell to train, the rest to
-  validation and test.
-
-  Args:
-    pool: the whole dataset.
-    fraction: round(n * fraction) vectors of each cell of n go to train.
-    seed: drives every draw.
-    validation_share: round(m * share) of the m remaining vectors of a cell go to
-      validation, the others to test.
-    min_snr: keep vectors with SNR strictly above this first (None keeps all).
-    eval_per_cell: then keep at most this many validation and this many test vectors per
-      cell (None keeps all).
-  """
-  rng = np.random.default_rng([seed, 0xC157])
-  pool = splits_lib.filter_snr(pool, min_snr)
-  train, rest = splits_lib.split_train_test(pool, fraction, rng, sides=None)
-  missing = [name for c, name in enumerate(pool.classes) if not np.any(train.y == c)]
-  if missing:
-    raise ConfigError(f'{fraction:.2%} of every (class, SNR) cell leaves no training vector '
-                      f'of {", ".join(missing)}; use a larger fraction or more vectors per '
-                      'cell (--synthetic_per_cell)')
-  if len(rest) == 0:
-    raise ConfigError(f'nothing is left for validation and test after taking {fraction:.2%} '
-                      'of every cell; use a smaller fraction')
-  validation, test = splits_lib.split_train_test(rest, validation_share, rng, sides=None)
-  if len(validation) == 0 or len(test) == 0:
-    raise ConfigError('too few vectors per (class, SNR) cell to split the rest into '
-                      'validation and test; use more vectors per cell')
-  validation = splits_lib.subsample_cells(validation, eval_per_cell, rng)
-  test = splits_lib.subsample_cells(test, eval_per_cell, rng)
-  return FewShotSplit(train, validation, test).check()
-
-
 def run(config: ClstConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print, write_report: bool = True) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results;
@@ -322,7 +257,7 @@ def run(config: ClstConfig, workdir: Path | str, *,
   spec = data.spec
   # Every split is made (and checked) before the run directory is written, so a run refused
   # here leaves no config.json that the corrected command would clash with.
-  splits = {(seed, fraction): few_shot_split(
+  splits = {(seed, fraction): splits_lib.few_shot_split(
       data.pool, fraction, seed=derive_seed(seed, 'split', fraction),
       validation_share=config.validation_share, min_snr=config.min_snr,
       eval_per_cell=config.eval_per_cell)

@@ -176,54 +176,6 @@ class CwLossConfig:
                        patience=self.patience)
 
 
-@dataclasses.dataclass(frozen=True)
-class CwSplits:
-  """Train (weighted, trained on), validation (early stopping) and test pools."""
-
-  train: SignalPool
-  validation: SignalPool | None
-  test: SignalPool
-
-  def summary(self) -> dict:
-    return {'train': len(self.train), 'test': len(self.test),
-            'validation': 0 if self.validation is None else len(self.validation)}
-
-
-def make_splits(pool: SignalPool, *, train_fraction: float, validation_fraction: float,
-                min_snr: float | None = None, max_per_cell: int | None = None,
-                split_seed: int = 0) -> CwSplits:
-  """AFNet's split: train/test per (class, SNR) cell, then validation carved from train.
-
-  Args:
-    pool: the whole dataset.
-    train_fraction: the train share of every cell (AFNet: 0.8).
-    validation_fraction: the share of every training cell held out for early stopping.
-    min_snr: keep SNR > min_snr dB; None keeps every SNR (AFNet).
-    max_per_cell: keep at most this many vectors per cell first; None keeps all.
-    split_seed: seeds the subsampling and both splits.
-  """
-  rng = np.random.default_rng([split_seed, 0xC1055])
-  pool = splits_lib.filter_snr(pool, min_snr)
-  pool = splits_lib.subsample_cells(pool, max_per_cell, rng)
-  train, test = splits_lib.split_train_test(pool, train_fraction, rng)
-  validation = None
-  if validation_fraction > 0:
-    train, validation = splits_lib.split_train_test(train, 1 - validation_fraction, rng,
-                                                    sides=('train', 'validation'))
-  return CwSplits(train, validation, test)
-
-
-def _in_memory(splits: CwSplits) -> CwSplits:
-  pools = [splits.train, splits.test] + (
-      [] if splits.validation is None else [splits.validation])
-  memory = pools[0]
-  for p in pools[1:]:
-    memory = memory.union(p)
-  memory = memory.in_memory()
-  rebind = lambda p: None if p is None else memory.take_ids(p.ids)
-  return CwSplits(rebind(splits.train), rebind(splits.validation), rebind(splits.test))
-
-
 def row_label(model: str, loss: str, k: int | None, weight_model: str) -> str:
   """How the per-SNR table names a trained model."""
   name = models.label(model)
@@ -272,12 +224,12 @@ def run(config: CwLossConfig, workdir: Path | str, *,
   for k in used_ks:
     if k > spec.num_classes:
       raise ConfigError(f'k = {k} exceeds the {spec.num_classes} classes of {spec.name}')
-  splits = make_splits(data.pool, train_fraction=spec.train_fraction,
-                       validation_fraction=config.validation_fraction,
-                       min_snr=config.min_snr, max_per_cell=config.max_per_cell,
-                       split_seed=config.split_seed)
+  splits = splits_lib.train_validation_test(
+      data.pool, train_fraction=spec.train_fraction,
+      validation_fraction=config.validation_fraction, min_snr=config.min_snr,
+      max_per_cell=config.max_per_cell, split_seed=config.split_seed)
   if sum(splits.summary().values()) * 2 * spec.length * 4 <= IN_MEMORY_LIMIT_BYTES:
-    splits = _in_memory(splits)
+    splits = splits.in_memory()
   log(f'train {len(splits.train):,}  validation {splits.summary()["validation"]:,}  '
       f'test {len(splits.test):,} vectors, SNR {splits.test.snr.min()}..'
       f'{splits.test.snr.max()} dB')

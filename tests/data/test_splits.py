@@ -4,6 +4,7 @@ import pytest
 from amrjax.data import specs, splits, synth
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
+from tests.helpers import random_pool
 
 SPEC = specs.get_spec('rml2016.10a')
 
@@ -74,3 +75,35 @@ def test_bad_settings(dataset):
   one_class_low = dataset.subset(~((dataset.y == 3) & (dataset.snr > 0)))
   with pytest.raises(ConfigError, match='BPSK have no vectors with SNR > 10'):
     splits.make_splits(one_class_low, train_fraction=0.8)
+
+
+def test_afnet_validation_is_carved_from_train_in_every_cell():
+  pool = random_pool(n=240, num_classes=4, snrs=(-10, 0, 10))  # 12 cells of 20
+  parts_of = splits.train_validation_test(pool, train_fraction=0.8, validation_fraction=0.25)
+  assert parts_of.summary() == {'train': 144, 'validation': 48, 'test': 48}
+  parts = (parts_of.train, parts_of.validation, parts_of.test)
+  all_ids = np.concatenate([p.ids for p in parts])
+  assert len(np.unique(all_ids)) == len(pool)
+  for part, per_cell in zip(parts, (12, 4, 4)):
+    cells = np.unique(np.stack([part.y, part.snr]), axis=1, return_counts=True)[1]
+    assert len(cells) == 12 and np.all(cells == per_cell)
+  with pytest.raises(ConfigError, match=r'too small for a 90% / 10% train / validation split'):
+    splits.train_validation_test(random_pool(n=24, num_classes=4), train_fraction=0.5,
+                                 validation_fraction=0.1)
+
+
+def test_clst_few_shot_split_is_stratified_and_disjoint():
+  pool = random_pool(n=600, num_classes=4, snrs=(0, 10, 20))  # 12 cells of 50
+  split = splits.few_shot_split(pool, 0.2, seed=0)
+  assert split.summary() == {'train': 120, 'validation': 240, 'test': 240}
+  for part in (split.train, split.validation, split.test):
+    cells = np.unique(np.stack([part.y, part.snr]), axis=1, return_counts=True)[1]
+    assert len(cells) == 12 and len(set(cells.tolist())) == 1  # equal per cell
+  joined = np.concatenate([split.train.ids, split.validation.ids, split.test.ids])
+  assert np.array_equal(np.sort(joined), pool.ids)
+  capped = splits.few_shot_split(pool, 0.2, seed=0, eval_per_cell=3, min_snr=5)
+  assert capped.summary() == {'train': 80, 'validation': 24, 'test': 24}
+  other = splits.few_shot_split(pool, 0.2, seed=1)
+  assert not np.array_equal(other.train.ids, split.train.ids)
+  with pytest.raises(ConfigError, match='leaves no training vector'):
+    splits.few_shot_split(pool, 0.005, seed=0)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
@@ -21,7 +20,7 @@ from absl.testing import flagsaver
 from amrjax.errors import ConfigError
 from amrjax.experiments import clst
 from experiments import clst as driver
-from tests.helpers import assert_report, random_pool
+from tests.helpers import assert_report
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -142,20 +141,3 @@ def test_presets_and_settings():
     clst.ClstConfig(temperature=-1.0)
   with pytest.raises(ConfigError, match='unknown model'):
     clst.ClstConfig(students=('vgg99',))
-
-
-def test_few_shot_split_is_stratified_and_disjoint():
-  pool = random_pool(n=600, num_classes=4, snrs=(0, 10, 20))  # 12 cells of 50
-  split = clst.few_shot_split(pool, 0.2, seed=0)
-  assert split.summary() == {'train': 120, 'validation': 240, 'test': 240}
-  for part in (split.train, split.validation, split.test):
-    cells = np.unique(np.stack([part.y, part.snr]), axis=1, return_counts=True)[1]
-    assert len(cells) == 12 and len(set(cells.tolist())) == 1  # equal per cell
-  joined = np.concatenate([split.train.ids, split.validation.ids, split.test.ids])
-  assert np.array_equal(np.sort(joined), pool.ids)
-  capped = clst.few_shot_split(pool, 0.2, seed=0, eval_per_cell=3, min_snr=5)
-  assert capped.summary() == {'train': 80, 'validation': 24, 'test': 24}
-  other = clst.few_shot_split(pool, 0.2, seed=1)
-  assert not np.array_equal(other.train.ids, split.train.ids)
-  with pytest.raises(ConfigError, match='leaves no training vector'):
-    clst.few_shot_split(pool, 0.005, seed=0)

@@ -18,7 +18,7 @@ import pytest
 from amrjax.data import specs
 from amrjax.errors import ConfigError
 from amrjax.experiments import cwloss
-from tests.helpers import assert_report, random_pool
+from tests.helpers import assert_report
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -166,18 +166,3 @@ def test_presets_and_overrides():
     cwloss.CwLossConfig(validation_fraction=0.0, patience=3)
   with pytest.raises(ConfigError, match='unknown model'):
     cwloss.CwLossConfig(models=('transformer9000',))
-
-
-def test_validation_is_carved_from_train_in_every_cell():
-  pool = random_pool(n=240, num_classes=4, snrs=(-10, 0, 10))  # 12 cells of 20
-  splits = cwloss.make_splits(pool, train_fraction=0.8, validation_fraction=0.25)
-  assert splits.summary() == {'train': 144, 'validation': 48, 'test': 48}
-  parts = (splits.train, splits.validation, splits.test)
-  all_ids = np.concatenate([p.ids for p in parts])
-  assert len(np.unique(all_ids)) == len(pool)
-  for part, per_cell in zip(parts, (12, 4, 4)):
-    cells = np.unique(np.stack([part.y, part.snr]), axis=1, return_counts=True)[1]
-    assert len(cells) == 12 and np.all(cells == per_cell)
-  with pytest.raises(ConfigError, match=r'too small for a 90% / 10% train / validation split'):
-    cwloss.make_splits(random_pool(n=24, num_classes=4), train_fraction=0.5,
-                                  validation_fraction=0.1)
