@@ -1,8 +1,8 @@
 """The DUSE study: the paper's tables at its data scale, from many resumable run directories.
 
-The study preset (``duse_experiment.PRESETS['study']``) runs DUSE and its baselines on the
-full RML2016.10a-size split above 10 dB (35,200 training vectors, a 352-vector target set)
-with the paper's epochs. Each table is assembled from several run directories under one
+The study preset (``amrjax.experiments.duse.PRESETS['study']``) runs DUSE and its baselines
+on the full RML2016.10a-size split above 10 dB (35,200 training vectors, a 352-vector target
+set) with the paper's epochs. Each table is assembled from several run directories under one
 study folder, one per named run of :data:`RUNS` (a seed of Table I, a protocol variant,
 ...), so a table can grow by a seed at a time, span sessions (every run resumes) and run
 on two cores at once. :func:`collect` reads every ``runs.jsonl`` below the folder, finished

@@ -1,8 +1,8 @@
 """The FoQuS study: the paper's tables at its data scale, from resumable run directories.
 
-The study preset (``coreset_experiment.PRESETS['study']``) runs FoQuS and six baselines on
-the full RML2016.10a-size split above 10 dB (35,200 training vectors) with the paper's
-epochs, CNN1D selecting and evaluating. Each table is assembled from the run directories
+The study preset (``amrjax.experiments.foqus.PRESETS['study']``) runs FoQuS and six
+baselines on the full RML2016.10a-size split above 10 dB (35,200 training vectors) with the
+paper's epochs, CNN1D selecting and evaluating. Each table is assembled from the run directories
 of :data:`RUNS` under one study folder (a table can grow a run at a time, span sessions,
 run on two cores at once). :func:`collect` reads every ``runs.jsonl`` below the folder,
 finished or not, and :func:`report` lays the results out beside the paper's numbers:
