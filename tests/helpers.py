@@ -25,6 +25,15 @@ def write_rml2016_without_cells(folder, missing, per_cell=1):
   return formats.write_rml2016_pickle(folder / spec.file_name, cells)
 
 
+def one_line_error(proc) -> str:
+  """The single stderr line of a driver that refused its input: exit status 2, one line
+  starting with 'error: ', no traceback."""
+  lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+  assert proc.returncode == 2 and len(lines) == 1, (proc.returncode, proc.stderr[-2000:])
+  assert lines[0].startswith('error: ') and 'Traceback' not in proc.stderr, proc.stderr
+  return lines[0]
+
+
 def assert_report(workdir, plot_names):
   """The run left report.md with these plots, each a valid PNG the report links to."""
   text = (workdir / 'report.md').read_text()

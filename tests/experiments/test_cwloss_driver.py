@@ -18,7 +18,7 @@ import pytest
 from amrjax.data import specs
 from amrjax.errors import ConfigError
 from amrjax.experiments import cwloss
-from tests.helpers import assert_report
+from tests.helpers import assert_report, one_line_error
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -130,15 +130,8 @@ def test_driver_smoke(tmp_path):
   assert resumed_metrics == metrics
 
 
-def _one_line_error(proc):
-  assert proc.returncode == 2
-  lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
-  assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
-  return lines[0]
-
-
 def test_bad_settings_are_one_line(tmp_path):
-  line = _one_line_error(_run('--ks=1,3', f'--workdir={tmp_path / "w"}', timeout=120))
+  line = one_line_error(_run('--ks=1,3', f'--workdir={tmp_path / "w"}', timeout=120))
   assert 'the top-k entropy needs k >= 2, got k = 1' in line
 
 

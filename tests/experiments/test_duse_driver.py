@@ -15,7 +15,7 @@ from amrjax.data import formats, specs, synth
 from amrjax.errors import ConfigError
 from amrjax.experiments import duse
 from amrjax.protocols import expansion
-from tests.helpers import assert_report
+from tests.helpers import assert_report, one_line_error
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,27 +96,19 @@ def test_killed_run_resumes_to_the_same_results(tmp_path):
   for path in sorted((tmp_path / 'whole' / 'selected').glob('*.npy')):
     np.testing.assert_array_equal(np.load(workdir / 'selected' / path.name), np.load(path))
   # The same folder with another configuration is refused, not mixed in.
-  line = _one_line_error(_run(*args[:-1], '--batch_size=16', f'--workdir={workdir}'))
+  line = one_line_error(_run(*args[:-1], '--batch_size=16', f'--workdir={workdir}'))
   assert 'holds a run with a different configuration (differs in: batch_size)' in line
 
 
-def _one_line_error(proc):
-  assert proc.returncode == 2
-  lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
-  assert len(lines) == 1 and lines[0].startswith('error: '), proc.stderr
-  assert 'Traceback' not in proc.stderr
-  return lines[0]
-
-
 def test_unknown_dataset_is_one_line(tmp_path):
-  line = _one_line_error(_run('--dataset=cifar10', f'--workdir={tmp_path / "w"}'))
+  line = one_line_error(_run('--dataset=cifar10', f'--workdir={tmp_path / "w"}'))
   assert "unknown dataset 'cifar10'; choose one of" in line
 
 
 def test_malicious_pickle_is_one_line(tmp_path):
   spec = specs.get_spec('rml2016.10a')
   (tmp_path / spec.file_name).write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")
-  line = _one_line_error(_run('--dataset=rml2016.10a', f'--data_dir={tmp_path}',
+  line = one_line_error(_run('--dataset=rml2016.10a', f'--data_dir={tmp_path}',
                               f'--workdir={tmp_path / "w"}', cwd=REPO))
   assert 'refusing to unpickle' in line and 'do not use it' in line
   assert not (REPO / 'pwned').exists()
@@ -127,7 +119,7 @@ def test_corrupt_and_missing_files_are_one_line(tmp_path):
   good = formats.write_rml2016_pickle(tmp_path / 'full.pkl', {
       ('BPSK', 12): np.zeros((5, 2, 128), np.float32)})
   (tmp_path / spec.file_name).write_bytes(good.read_bytes()[:300])
-  line = _one_line_error(_run('--dataset=rml2016.10a', f'--data_dir={tmp_path}',
+  line = one_line_error(_run('--dataset=rml2016.10a', f'--data_dir={tmp_path}',
                               f'--workdir={tmp_path / "w"}'))
   assert 'truncated or corrupt' in line and 'download it again' in line
 
@@ -140,25 +132,25 @@ def test_nan_samples_are_refused_with_their_count(tmp_path):
   cells[first][0, 1, 7] = np.nan
   cells[first][1, 0, 3] = np.inf
   formats.write_rml2016_pickle(tmp_path / spec.file_name, cells)
-  line = _one_line_error(_run('--dataset=rml2016.10a', f'--data_dir={tmp_path}',
+  line = one_line_error(_run('--dataset=rml2016.10a', f'--data_dir={tmp_path}',
                               f'--workdir={tmp_path / "w"}'))
   assert '2 of 440 vectors hold NaN or infinite values (first sample ids: [0, 1])' in line
   assert '--drop_nonfinite' in line
 
 
 def test_missing_real_file_is_one_line_when_synthetic_is_not_allowed(tmp_path):
-  line = _one_line_error(_run('--dataset=rml2018.01a', f'--data_dir={tmp_path}',
+  line = one_line_error(_run('--dataset=rml2018.01a', f'--data_dir={tmp_path}',
                               '--noallow_synthetic', f'--workdir={tmp_path / "w"}'))
   assert 'no rml2018.01a file in' in line and 'GOLD_XYZ_OSC.0001_1024.hdf5' in line
 
 
 def test_processes_without_a_coordinator_is_one_line(tmp_path):
-  line = _one_line_error(_run('--num_processes=2', f'--workdir={tmp_path / "w"}'))
+  line = one_line_error(_run('--num_processes=2', f'--workdir={tmp_path / "w"}'))
   assert '--num_processes=2 needs --coordinator_address' in line
 
 
 def test_bad_rate_is_one_line(tmp_path):
-  line = _one_line_error(_run('--rates=4', f'--workdir={tmp_path / "w"}'))
+  line = one_line_error(_run('--rates=4', f'--workdir={tmp_path / "w"}'))
   assert 'expansion rate must be in (0, 1]' in line
 
 
@@ -202,9 +194,9 @@ def test_protocol_flags_reach_the_config(tmp_path):
   budget = round(0.1 * split['train'])
   assert [len(r['selected_ids']) for r in rounds] == expansion.round_budgets(
       budget, 2, 'geometric', start_size=split['target'])
-  line = _one_line_error(_run('--strategy_option=forgetting', f'--workdir={tmp_path / "w"}'))
+  line = one_line_error(_run('--strategy_option=forgetting', f'--workdir={tmp_path / "w"}'))
   assert 'is not STRATEGY.OPTION=VALUE' in line
-  line = _one_line_error(_run('--strategy_option=grand.runs=0', f'--workdir={tmp_path / "w2"}'))
+  line = one_line_error(_run('--strategy_option=grand.runs=0', f'--workdir={tmp_path / "w2"}'))
   assert 'runs must be a whole number of at least 1' in line
 
 

@@ -19,7 +19,7 @@ import pytest
 from amrjax.errors import ConfigError
 from amrjax.experiments import clst, foqus, cwloss, duse, common
 from amrjax.reporting import run_report
-from tests.helpers import write_rml2016_without_cells
+from tests.helpers import one_line_error, write_rml2016_without_cells
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,13 +30,9 @@ RUNS = {'duse': duse.run, 'foqus': foqus.run,
 
 
 def _one_line_error(driver, *args) -> str:
-  proc = subprocess.run([sys.executable, '-m', f'experiments.{driver}', *args], cwd=REPO,
-                        env={**os.environ, 'JAX_PLATFORMS': 'cpu'}, capture_output=True,
-                        text=True, timeout=120)
-  lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
-  assert proc.returncode == 2 and len(lines) == 1, (proc.returncode, proc.stderr[-2000:])
-  assert lines[0].startswith('error: ') and 'Traceback' not in proc.stderr
-  return lines[0]
+  return one_line_error(subprocess.run(
+      [sys.executable, '-m', f'experiments.{driver}', *args], cwd=REPO,
+      env={**os.environ, 'JAX_PLATFORMS': 'cpu'}, capture_output=True, text=True, timeout=120))
 
 
 @pytest.mark.parametrize('driver,flag,message', [
