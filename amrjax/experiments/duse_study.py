@@ -276,10 +276,5 @@ def report(root: Path | str) -> str:
       rounds_table(results),
       '### Protocol choices, class imbalance',
       protocol_table(results),
-      '### Time',
-      study_runs.markdown(['Run directory', 'training + selection, s'],
-                [[name, f'{s:.0f}'] for name, s in results.seconds.items()]),
-  ]
-  if results.skipped:
-    parts.append('Skipped (not the study configuration): ' + '; '.join(results.skipped))
+  ] + study_runs.time_and_skipped(results.seconds, results.skipped, 'training + selection, s')
   return '\n\n'.join(parts)

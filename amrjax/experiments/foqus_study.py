@@ -263,10 +263,5 @@ def report(root: Path | str) -> str:
       tiers_table(results),
       '### Table IV: CNN1D → SigNet and IQFormer (ours / paper)',
       table4(results),
-      '### Time',
-      study_runs.markdown(['Run directory', 'evaluation trainings, s'],
-                [[name, f'{s:.0f}'] for name, s in results.seconds.items()]),
-  ]
-  if results.skipped:
-    parts.append('Skipped (not the study configuration): ' + '; '.join(results.skipped))
+  ] + study_runs.time_and_skipped(results.seconds, results.skipped, 'evaluation trainings, s')
   return '\n\n'.join(parts)

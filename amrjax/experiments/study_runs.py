@@ -65,3 +65,14 @@ def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
   """A Markdown table."""
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   return '\n'.join(lines + ['| ' + ' | '.join(r) + ' |' for r in rows])
+
+
+def time_and_skipped(seconds: Mapping[str, float], skipped: Sequence[str],
+                     what: str) -> list[str]:
+  """A study report's last sections: each run directory's ``seconds`` (``what`` names the
+  time) and, when any, the run directories skipped as not the study configuration."""
+  parts = ['### Time', markdown(['Run directory', what],
+                                [[name, f'{s:.0f}'] for name, s in seconds.items()])]
+  if skipped:
+    parts.append('Skipped (not the study configuration): ' + '; '.join(skipped))
+  return parts
