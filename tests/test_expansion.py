@@ -56,9 +56,12 @@ def test_expand_follows_the_geometric_split(sets, model):
 
 def test_budget_for_rate():
   assert expansion.budget_for_rate(0.04, 10_000) == 400
+  assert expansion.budget_for_rate(0.04, 10_000, auxiliary_size=400) == 400
   for bad in (0.0, 1.5, -0.1):
     with pytest.raises(ConfigError, match=r'in \(0, 1\]'):
       expansion.budget_for_rate(bad, 100)
+  with pytest.raises(ConfigError, match='budget 400 exceeds the 399 auxiliary samples'):
+    expansion.budget_for_rate(0.04, 10_000, auxiliary_size=399)
 
 
 def test_same_seed_same_selection_other_seed_another(sets, model):
@@ -91,6 +94,37 @@ def test_balance_setting_gives_equal_class_counts(sets, model):
   for record in result.rounds:
     counts = np.asarray(record.target_class_counts)
     assert counts.max() - counts.min() <= 1
+
+
+def test_balance_rounds_move_exactly_the_quotas_computed_once(sets, model, monkeypatch):
+  target, aux = sets
+  config = expansion.ExpansionConfig(budget=24, rounds=3, setting='balance', train=TRAIN)
+  once = expansion.class_quotas(target, aux, 24, 'balance')
+  assert once.tolist() == [6, 6, 6, 6]
+  assert expansion.class_quotas(target, aux, 24, 'imbalance') is None
+  # Given the quotas, expand computes none of its own and moves exactly them.
+  calls = []
+  monkeypatch.setattr(expansion, 'class_quotas', lambda *a: calls.append(a))
+  given = np.array([9, 3, 6, 6])  # not balanced: honoured all the same
+  result = expansion.expand(model, target, aux, config, seed=0, quotas=given)
+  assert calls == []
+  assert np.sum([r.selected_class_counts for r in result.rounds], axis=0).tolist() == [9, 3, 6, 6]
+  # Each round water-fills its share within what is left: the rounds stay as balanced as
+  # the quotas allow (class 1 is capped at 3, so it falls behind from the second round).
+  assert [r.selected_class_counts for r in result.rounds] == [[2, 2, 2, 2], [3, 1, 2, 2],
+                                                              [4, 0, 2, 2]]
+
+
+def test_bad_quotas_are_refused(sets, model):
+  target, aux = sets
+  balance = expansion.ExpansionConfig(budget=8, rounds=1, setting='balance', train=TRAIN)
+  for bad, why in (([2, 2, 2], '4 counts'), ([3, 3, 3, 3], 'summing to the budget 8'),
+                   ([9, -1, 0, 0], 'within')):
+    with pytest.raises(ConfigError, match=why):
+      expansion.expand(model, target, aux, balance, seed=0, quotas=np.array(bad))
+  imbalance = expansion.ExpansionConfig(budget=8, rounds=1, train=TRAIN)
+  with pytest.raises(ConfigError, match="apply to the 'balance' setting"):
+    expansion.expand(model, target, aux, imbalance, seed=0, quotas=np.array([2, 2, 2, 2]))
 
 
 def test_one_shot_is_one_round_of_the_smallest_margins(sets, model):

@@ -1,3 +1,5 @@
+import hypothesis
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 
@@ -58,6 +60,28 @@ def test_balanced_quotas_properties(seed):
   open_ = q < available
   if raised.any() and open_.any():
     assert final[open_].min() >= final[raised].max() - 1
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(st.data())
+def test_balanced_quotas_in_steps_end_where_one_step_would(data):
+  """DUSE's rounds rest on this: water-filling K_1, then K_2, ... (the supply shrinking by
+  what was taken) gives the quotas of K_1 + K_2 + ... at once, and every step equals the
+  step taken within what is left of those total quotas (``expansion.select_uncertain``)."""
+  classes = data.draw(st.integers(1, 6))
+  counts = st.lists(st.integers(0, 8), min_size=classes, max_size=classes)
+  current, available = np.array(data.draw(counts)), np.array(data.draw(counts))
+  steps = data.draw(st.lists(st.integers(1, 10), max_size=5))
+  steps = [k for k in np.diff(np.minimum(np.cumsum([0] + steps), available.sum()))
+           if k > 0]
+  total = select.balanced_quotas(current, int(sum(steps)), available)
+  moved = np.zeros_like(current)
+  for k in steps:
+    step = select.balanced_quotas(current + moved, int(k), available - moved)
+    np.testing.assert_array_equal(
+        step, select.balanced_quotas(current + moved, int(k), total - moved))
+    moved += step
+  np.testing.assert_array_equal(moved, total)
 
 
 def test_class_balanced_selections():

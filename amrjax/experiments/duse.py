@@ -131,7 +131,7 @@ IN_MEMORY_LIMIT_BYTES = 4 << 30
 
 
 @dataclasses.dataclass(frozen=True)
-class DuseConfig:
+class DuseConfig(common.DataSettings):
   """Everything that defines a DUSE run (``config.json`` holds exactly this).
 
   Attributes:
@@ -163,8 +163,6 @@ class DuseConfig:
       every round).
     budget_split: how DUSE splits its budget over the rounds: even, or geometric (D_T
       grows by the same factor every round).
-    data_dir, cache_dir, synthetic_per_cell, allow_synthetic, drop_nonfinite: the data
-      settings (``common.load_dataset``).
     strategy_options: ``{strategy: {option: value}}`` for the baselines, e.g.
       ``{'forgetting': {'never_learned': 0}}``.
   """
@@ -188,13 +186,9 @@ class DuseConfig:
   split_seed: int = 0
   warm_start: bool = True
   budget_split: str = expansion.EVEN
-  data_dir: str | None = None
-  cache_dir: str | None = None
-  synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']
+  synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']  # common.DataSettings
   strategy_options: dict = dataclasses.field(
       default_factory=lambda: dict(PRESETS['quick']['strategy_options']))
-  allow_synthetic: bool = True
-  drop_nonfinite: bool = False
 
   @classmethod
   def from_preset(cls, preset: str = 'quick', **overrides) -> DuseConfig:
@@ -216,9 +210,7 @@ class DuseConfig:
       strategy = strategies.get(name)
       strategies.scorer_runs(strategy, strategies.resolve_options(strategy, options))
     expansion.check_budget_split(self.budget_split)
-    if self.setting not in expansion.SETTINGS:
-      raise ConfigError(f'unknown setting {self.setting!r}; choose one of '
-                        f'{", ".join(expansion.SETTINGS)}')
+    expansion.check_setting(self.setting)
     if self.rounds < 1 or self.round_epochs < 1 or self.final_epochs < 1:
       raise ConfigError('rounds, round_epochs and final_epochs must be at least 1')
     TrainConfig(self.final_epochs, self.batch_size, self.learning_rate)  # checks them
@@ -341,23 +333,20 @@ def run(config: DuseConfig, workdir: Path | str, *,
     if TARGET in config.methods and not finished(TARGET, None):
       train_and_test(TARGET, None, splits.target)
     for rate in config.rates:
-      budget = expansion.budget_for_rate(rate, len(splits.train))
+      budget = expansion.budget_for_rate(rate, len(splits.train), len(splits.auxiliary))
+      # The balance setting's class quotas, computed once: every method moves these counts.
+      quotas = expansion.class_quotas(splits.target, splits.auxiliary, budget, config.setting)
       # One scorer seed for every selection method: the scorers trained on D_T start from
       # the same initialisation, and DUSE's first round equals the Margin baseline.
       scorer_seed = derive_seed(seed, 'scorer', rate)
-      if budget > len(splits.auxiliary):
-        raise ConfigError(f'expansion rate {rate} needs {budget} vectors but D_A has '
-                          f'{len(splits.auxiliary)}; lower the rate')
       if RANDOM in config.methods and not finished(RANDOM, rate):
-        picked = random_expansion(splits, budget, config.setting,
+        picked = random_expansion(splits.auxiliary, budget, quotas,
                                   np.random.default_rng(derive_seed(seed, 'random', rate)))
         moved = splits.auxiliary.subset(picked)
         train_and_test(RANDOM, rate, splits.target.union(moved), moved.ids)
       for method in config.methods:
         if method in METHODS or finished(method, rate):
           continue
-        quotas = (None if config.setting == expansion.IMBALANCE else select.balanced_quotas(
-            splits.target.class_counts(), budget, splits.auxiliary.class_counts()))
         with diverged_where(f'seed {seed}, {config.method_label(method)} at {rate_label(rate)}, '
                             'scorer training'):
           selection = one_shot.select_one_shot(
@@ -384,7 +373,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
                             f'{rate_label(rate)}'):
           result = expansion.expand(
               scorer, splits.target, splits.auxiliary, exp_config,
-              seed=scorer_seed,
+              seed=scorer_seed, quotas=quotas,
               on_round=lambda r, m=method: log(
                   f'[seed {seed}] {config.method_label(m)} at {rate_label(rate)}: round '
                   f'{r.round}: moved {len(r.selected_ids)} (margins '
@@ -464,17 +453,16 @@ def _run_key(record: dict) -> tuple:
   return record['method'], record['rate'], record['seed'], record['eval_model']
 
 
-def random_expansion(splits: splits_lib.Splits, budget: int, setting: str,
+def random_expansion(auxiliary: SignalPool, budget: int, quotas: np.ndarray | None,
                      rng: np.random.Generator) -> np.ndarray:
   """Positions in D_A of a uniformly random expansion of ``budget`` samples.
 
-  In the balance setting the draw is class-balanced with the same quotas DUSE uses.
+  ``quotas``: None draws from the whole of D_A (imbalance setting); otherwise the (C,)
+  class counts DUSE moves (``expansion.class_quotas``), drawn uniformly within each class.
   """
-  if setting == expansion.IMBALANCE:
-    return select.uniform(len(splits.auxiliary), budget, rng)
-  quotas = select.balanced_quotas(splits.target.class_counts(), budget,
-                                  splits.auxiliary.class_counts())
-  return select.class_balanced_uniform(splits.auxiliary.y, quotas, rng)
+  if quotas is None:
+    return select.uniform(len(auxiliary), budget, rng)
+  return select.class_balanced_uniform(auxiliary.y, quotas, rng)
 
 
 def result_tables(config: DuseConfig, dataset: str, data_kind: str,

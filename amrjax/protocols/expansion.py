@@ -11,6 +11,10 @@ Settings (DUSE Sec. IV-E):
 - ``'imbalance'``: the K_r smallest margins overall, whatever their classes;
 - ``'balance'``: per class, the smallest margins of that class, with per-class quotas that
   keep the expanded set's class counts equal (water-filling; ties to the lower class).
+  The quotas of the whole budget are computed once (:func:`class_quotas`) and every round
+  water-fills its K_r within what is left of them; since water-filling in steps ends where
+  one step would, the rounds move exactly those quotas, and the one-shot baselines and
+  random expansion, given the same quotas, select the same class counts.
 
 ``rounds=1`` is DUSE without active learning (Table IV), i.e. the one-shot Margin baseline.
 The number of rounds is not given in the paper; it is a parameter (default 5).
@@ -78,9 +82,7 @@ class ExpansionConfig:
     if self.rounds > self.budget:
       raise ConfigError(f'{self.rounds} rounds cannot each move a sample of a budget of '
                         f'{self.budget}; use fewer rounds')
-    if self.setting not in SETTINGS:
-      raise ConfigError(f'unknown setting {self.setting!r}; choose one of '
-                        f'{", ".join(SETTINGS)}')
+    check_setting(self.setting)
     check_budget_split(self.budget_split)
 
 
@@ -122,8 +124,8 @@ class ExpansionResult:
     return np.concatenate([r.selected_ids for r in self.rounds])
 
 
-def budget_for_rate(rate: float, train_size: int) -> int:
-  """K for expansion rate r: round(r * |train|).
+def budget_for_rate(rate: float, train_size: int, auxiliary_size: int | None = None) -> int:
+  """K for expansion rate r: round(r * |train|), checked against |D_A| when it is given.
 
   REFERENCE.md: r = (|D_T*| - |D_T|) / |train|, so with the 1 % target, r = 4 % gives an
   expanded set of 5 % of the training set. (DUSE Eq. 16 prints |D_A| as the denominator;
@@ -134,7 +136,37 @@ def budget_for_rate(rate: float, train_size: int) -> int:
   if budget < 1:
     raise ConfigError(f'expansion rate {rate} of {train_size} training vectors selects '
                       'nothing; raise the rate or use more data')
+  if auxiliary_size is not None:
+    check_budget(budget, auxiliary_size)
   return budget
+
+
+def check_budget(budget: int, auxiliary_size: int) -> None:
+  """A one-line :class:`ConfigError` when K exceeds the auxiliary set D_A."""
+  if budget > auxiliary_size:
+    raise ConfigError(f'budget {budget} exceeds the {auxiliary_size} auxiliary samples; '
+                      'lower the expansion rate')
+
+
+def check_setting(setting: str) -> None:
+  """A one-line :class:`ConfigError` unless ``setting`` is one of :data:`SETTINGS`."""
+  if setting not in SETTINGS:
+    raise ConfigError(f'unknown setting {setting!r}; choose one of {", ".join(SETTINGS)}')
+
+
+def class_quotas(target: SignalPool, auxiliary: SignalPool, budget: int,
+                 setting: str) -> np.ndarray | None:
+  """The (C,) per-class counts a class-balanced expansion of ``budget`` moves, or None.
+
+  ``'balance'``: water-filling of D_T's class counts with D_A's as the supply
+  (:func:`amrjax.selection.select.balanced_quotas`), so D_T* is as class-balanced as D_A
+  allows. ``'imbalance'``: None (no quotas). Computed once per expansion and passed to
+  :func:`expand`, the one-shot baselines and random expansion alike.
+  """
+  check_setting(setting)
+  if setting == IMBALANCE:
+    return None
+  return select.balanced_quotas(target.class_counts(), budget, auxiliary.class_counts())
 
 
 def check_budget_split(split: str) -> None:
@@ -173,16 +205,21 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 
 
 def select_uncertain(scores: np.ndarray, auxiliary: SignalPool, target: SignalPool, k: int,
-                     setting: str, *, largest: bool = False) -> np.ndarray:
-  """Positions in ``auxiliary`` of the k samples to move, per DUSE's setting (Eq. 10)."""
-  if setting == IMBALANCE:
+                     quotas_left: np.ndarray | None, *, largest: bool = False) -> np.ndarray:
+  """Positions in ``auxiliary`` of the k samples to move in one round (Eq. 10).
+
+  ``quotas_left``: None selects the k smallest scores overall ('imbalance'); otherwise the
+  (C,) class quotas not yet moved, within which this round's k are water-filled onto
+  ``target``'s class counts and taken per class ('balance').
+  """
+  if quotas_left is None:
     return np.sort(select.top_k(scores, k, largest=largest))
-  quotas = select.balanced_quotas(target.class_counts(), k, auxiliary.class_counts())
-  return select.class_balanced_top_k(scores, auxiliary.y, quotas, largest=largest)
+  round_quotas = select.balanced_quotas(target.class_counts(), k, quotas_left)
+  return select.class_balanced_top_k(scores, auxiliary.y, round_quotas, largest=largest)
 
 
 def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
-           config: ExpansionConfig, *, seed: int,
+           config: ExpansionConfig, *, seed: int, quotas: np.ndarray | None = None,
            score_fn: Callable[[jax.Array], jax.Array] = scoring.margin,
            largest: bool = False,
            on_round: Callable[[RoundRecord], None] | None = None,
@@ -196,6 +233,9 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
     auxiliary: D_A; must share no id with ``target``.
     config: budget, rounds, setting, scorer training.
     seed: seeds the scorer's initialisation, shuffling and dropout in every round.
+    quotas: the 'balance' setting's (C,) per-class counts of the whole budget, as
+      :func:`class_quotas` gives them (computed here when None); any quotas summing to the
+      budget and within D_A's class counts are honoured. Refused in the 'imbalance' setting.
     score_fn: softmax (..., C) -> score (...); DUSE's margin by default.
     largest: select the largest scores instead (DUSE selects the smallest margins).
     on_round: called with each round's record.
@@ -213,11 +253,11 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
   """
   if np.intersect1d(target.ids, auxiliary.ids).size:
     raise ConfigError('target and auxiliary sets share sample ids')
-  if config.budget > len(auxiliary):
-    raise ConfigError(f'budget {config.budget} exceeds the {len(auxiliary)} auxiliary '
-                      'samples; lower the expansion rate')
+  check_budget(config.budget, len(auxiliary))
+  quotas = _check_quotas(quotas, target, auxiliary, config)
   budgets = round_budgets(config.budget, config.rounds, config.budget_split,
                           start_size=len(target))
+  start_counts = target.class_counts()
   state, records = None, []
   saved = (RoundCheckpoints(checkpoints, keep_only_latest=True)
            if checkpoints is not None else None)
@@ -243,7 +283,8 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
                              checkpoint=epochs_folder, checkpoint_last=False)  # round saved
       scores = pools.score_pool(model, state.variables, auxiliary, score_fn,
                                   batch_size=config.score_batch_size)
-      picked = select_uncertain(scores, auxiliary, target, k, config.setting, largest=largest)
+      quotas_left = None if quotas is None else quotas - (target.class_counts() - start_counts)
+      picked = select_uncertain(scores, auxiliary, target, k, quotas_left, largest=largest)
       moved = auxiliary.subset(picked)
       target, auxiliary = target.union(moved), auxiliary.drop_ids(moved.ids)
       last = history[-1] if history else {'loss': float('nan'), 'accuracy': float('nan')}
@@ -261,6 +302,26 @@ def expand(model: nn.Module, target: SignalPool, auxiliary: SignalPool,
       if on_round is not None:
         on_round(record)
   return ExpansionResult(target, auxiliary, records)
+
+
+def _check_quotas(quotas: np.ndarray | None, target: SignalPool, auxiliary: SignalPool,
+                  config: ExpansionConfig) -> np.ndarray | None:
+  """The whole budget's class quotas for ``config.setting`` (given, or computed once)."""
+  if config.setting == IMBALANCE:
+    if quotas is not None:
+      raise ConfigError("class quotas apply to the 'balance' setting; the 'imbalance' "
+                        'setting selects over all classes')
+    return None
+  if quotas is None:
+    return class_quotas(target, auxiliary, config.budget, config.setting)
+  quotas = np.asarray(quotas, np.int64)
+  available = auxiliary.class_counts()
+  if (quotas.shape != available.shape or int(quotas.sum()) != config.budget or
+      (quotas < 0).any() or (quotas > available).any()):
+    raise ConfigError(f'class quotas {quotas.tolist()} must be {len(available)} counts '
+                      f'summing to the budget {config.budget}, each within the auxiliary '
+                      f'set\'s {available.tolist()}')
+  return quotas
 
 
 def _resume(model: nn.Module, target: SignalPool, saved: RoundCheckpoints,

@@ -272,17 +272,12 @@ def select_one_shot(strategy: str | strategies.Strategy, model: nn.Module | None
 def _expand(strategy, model, start, pool, budget, train, seed, quotas, options, batch_size,
             t0) -> Selection:
   """DUSE through :func:`amrjax.protocols.expansion.expand`, as a one-call selection."""
-  setting = expansion.IMBALANCE
-  if quotas is not None:
-    balanced = select.balanced_quotas(start.class_counts(), budget, pool.class_counts())
-    if not np.array_equal(quotas, balanced):
-      raise ConfigError('DUSE balances classes by water-filling each round; pass '
-                        'quotas=select.balanced_quotas(start counts, budget, pool counts)')
-    setting = expansion.BALANCE
+  setting = expansion.IMBALANCE if quotas is None else expansion.BALANCE
   config = expansion.ExpansionConfig(budget=budget, rounds=options['rounds'], setting=setting,
                                      train=train, warm_start=options['warm_start'],
                                      score_batch_size=batch_size)
   history: list[dict] = []
-  result = expansion.expand(model, start, pool, config, seed=seed, on_epoch=history.append)
+  result = expansion.expand(model, start, pool, config, seed=seed, quotas=quotas,
+                            on_epoch=history.append)
   return Selection(np.sort(pool.positions_of(result.selected_ids)), None, history,
                    time.time() - t0)
