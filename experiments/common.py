@@ -31,6 +31,7 @@ from absl import app, flags, logging
 
 from amrjax import parallel, progress
 from amrjax.errors import AmrjaxError, ConfigError
+from amrjax.experiments import common as config_common
 from amrjax.selection import strategies
 
 _KINDS = {int: 'an integer', float: 'a number', str: 'text'}
@@ -119,30 +120,11 @@ flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 of a mu
                     'run (jax.distributed); unset: one process.')
 flags.DEFINE_integer('num_processes', 1, 'Processes in the multi-process run.')
 flags.DEFINE_integer('process_id', 0, 'This process, 0..num_processes-1.')
-flags.DEFINE_string('data_dir', None, 'Folder holding the real dataset file; default '
-                    '$AMRJAX_DATA_DIR or ./data. Without it the synthetic stand-in is used.')
-flags.DEFINE_string('cache_dir', None, 'Where the synthetic stand-in is cached; default '
-                    '$AMRJAX_CACHE_DIR or ~/.cache/amrjax.')
-define_flag('synthetic_per_cell', int | None, "Vectors per (class, SNR) cell of the "
-            "synthetic stand-in ('all' = the real file's count; default: the preset's).")
-flags.DEFINE_boolean('allow_synthetic', True, 'Use the synthetic stand-in when the real '
-                     'file is absent; --noallow_synthetic makes a missing file an error.')
 flags.DEFINE_boolean('report', True, 'Write report.md and its plots into the run directory '
                      'at the end (python -m experiments.report RUN_DIR writes them later).')
 flags.DEFINE_enum('progress', 'auto', list(progress.MODES), 'Progress of long loops on '
                   'stderr: auto = a bar on a terminal, plain lines every 30 s otherwise; '
                   'bar, plain or off (default: $AMRJAX_PROGRESS, else auto).')
-flags.DEFINE_boolean('drop_nonfinite', False, 'Leave out vectors holding NaN or infinite '
-                     'values (their count is recorded in results.json); default: refuse them.')
-
-# The shared data flags above are also fields of every config: define_config_flags reuses
-# them instead of defining them again.
-SHARED_FLAGS = ('data_dir', 'cache_dir', 'synthetic_per_cell', 'allow_synthetic',
-                'drop_nonfinite')
-
-# The flags define_config_flags defines below belong to the driver that calls it (its
-# --help lists them), not to this module.
-flags.disclaim_key_flags()
 
 
 def attribute_docs(cls: type) -> dict[str, str]:
@@ -181,6 +163,18 @@ def flag_help(text: str) -> str:
   text = ' '.join(text.replace('``', '').split())
   text = text[:1].upper() + text[1:]
   return text if text.endswith(('.', '!', '?')) else f'{text}.'
+
+
+# The data settings every config inherits (amrjax.experiments.common.DataSettings) are one
+# set of flags, defined here from that class's docstring and shared by every driver;
+# define_config_flags reuses them instead of defining them again.
+SHARED_FLAGS = tuple(field.name for field in dataclasses.fields(config_common.DataSettings))
+for _name, _text in attribute_docs(config_common.DataSettings).items():
+  define_flag(_name, typing.get_type_hints(config_common.DataSettings)[_name], flag_help(_text))
+
+# The flags define_config_flags defines below belong to the driver that calls it (its
+# --help lists them), not to this module.
+flags.disclaim_key_flags()
 
 
 def define_config_flags(config_cls: type, *, skip: Iterable[str]) -> tuple[str, ...]:

@@ -98,7 +98,7 @@ IN_MEMORY_LIMIT_BYTES = 4 << 30
 
 
 @dataclasses.dataclass(frozen=True)
-class ClstConfig:
+class ClstConfig(common.DataSettings):
   """Everything that defines a ClST/SKD run (``config.json`` holds exactly this).
 
   Attributes:
@@ -134,8 +134,6 @@ class ClstConfig:
     inference_batch_size: batch size of the per-sample inference timing (default 256).
     inference_repeats: timed calls of the inference timing; the median is reported
       (quick: 5, paper: 10).
-    data_dir, cache_dir, synthetic_per_cell, allow_synthetic, drop_nonfinite: the data
-      settings (``common.load_dataset``).
   """
 
   dataset: str = 'rml2016.10a'
@@ -160,11 +158,7 @@ class ClstConfig:
   eval_batch_size: int = 256
   inference_batch_size: int = 256
   inference_repeats: int = PRESETS['quick']['inference_repeats']
-  data_dir: str | None = None
-  cache_dir: str | None = None
-  synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']
-  allow_synthetic: bool = True
-  drop_nonfinite: bool = False
+  synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']  # common.DataSettings
 
   @classmethod
   def from_preset(cls, preset: str = 'quick', **overrides) -> ClstConfig:

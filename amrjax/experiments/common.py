@@ -1,5 +1,6 @@
-"""What every experiment config shares: built from a named preset plus overrides, and the
-dataset it names loaded with its data settings."""
+"""What every experiment config shares: the data settings (:class:`DataSettings`, the base
+of every config), built from a named preset plus overrides, and the dataset it names loaded
+with its data settings."""
 
 from __future__ import annotations
 
@@ -12,6 +13,31 @@ from amrjax.errors import ConfigError
 from amrjax.reporting import run_report
 
 Config = TypeVar('Config')
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings:
+  """Where an experiment's dataset comes from and how it is checked (:func:`load_dataset`);
+  the base of every experiment's config, whose own fields follow these.
+
+  Attributes:
+    data_dir: folder holding the real dataset file; default (None) $AMRJAX_DATA_DIR, else
+      ./data. Without the file the synthetic stand-in is used.
+    cache_dir: where the synthetic stand-in is cached; default (None) $AMRJAX_CACHE_DIR,
+      else ~/.cache/amrjax.
+    synthetic_per_cell: vectors per (class, SNR) cell of the synthetic stand-in ('all' or
+      None: the real file's count); each config's default is its preset's.
+    allow_synthetic: use the synthetic stand-in when the real file is absent; False
+      (--noallow_synthetic) makes a missing file an error.
+    drop_nonfinite: leave out vectors holding NaN or infinite values (their count is
+      recorded in results.json); False (the default) refuses them.
+  """
+
+  data_dir: str | None = None
+  cache_dir: str | None = None
+  synthetic_per_cell: int | None = None
+  allow_synthetic: bool = True
+  drop_nonfinite: bool = False
 
 
 def from_preset(cls: type[Config], presets: Mapping[str, Mapping], preset: str, what: str,
@@ -50,9 +76,10 @@ def check_methods(methods, what: str = 'method') -> None:
                       'nothing')
 
 
-def load_dataset(config, notify: Callable[[str], None] = print) -> sources.Dataset:
-  """``sources.load`` with a config's ``dataset``, ``data_dir``, ``cache_dir``,
-  ``synthetic_per_cell`` and ``allow_synthetic`` fields, then
+def load_dataset(config: DataSettings, notify: Callable[[str], None] = print
+                 ) -> sources.Dataset:
+  """``sources.load`` with a config's ``dataset`` and :class:`DataSettings` fields
+  (``data_dir``, ``cache_dir``, ``synthetic_per_cell``, ``allow_synthetic``), then
   ``sources.check_finite`` with its ``drop_nonfinite``. The (class, SNR) cells the file
   lacks are also put in ``origin['missing_cells']`` (``[[class, snr], ...]``), which every
   driver writes into ``results.json`` as its ``data`` record."""

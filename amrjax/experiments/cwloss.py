@@ -81,7 +81,7 @@ IN_MEMORY_LIMIT_BYTES = 4 << 30
 
 
 @dataclasses.dataclass(frozen=True)
-class CwLossConfig:
+class CwLossConfig(common.DataSettings):
   """Everything that defines a CW-loss run (``config.json`` holds exactly this).
 
   Attributes:
@@ -107,8 +107,6 @@ class CwLossConfig:
     warm_start: stage two continues from the stage-one model instead of retraining from
       the same initialisation.
     eval_batch_size: rows per eval-mode pass when scoring and testing.
-    data_dir, cache_dir, synthetic_per_cell, allow_synthetic, drop_nonfinite: the data
-      settings (``common.load_dataset``).
   """
 
   dataset: str = 'rml2016.10a'
@@ -129,11 +127,7 @@ class CwLossConfig:
   split_seed: int = 0
   warm_start: bool = False
   eval_batch_size: int = PRESETS['quick']['eval_batch_size']
-  data_dir: str | None = None
-  cache_dir: str | None = None
-  synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']
-  allow_synthetic: bool = True
-  drop_nonfinite: bool = False
+  synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']  # common.DataSettings
 
   @classmethod
   def from_preset(cls, preset: str = 'quick', **overrides) -> CwLossConfig:

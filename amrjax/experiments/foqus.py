@@ -83,7 +83,7 @@ PRESETS: dict[str, dict] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class CoresetConfig:
+class CoresetConfig(common.DataSettings):
   """Everything that defines a FoQuS run (``config.json`` holds exactly this).
 
   Attributes:
@@ -112,8 +112,6 @@ class CoresetConfig:
     max_per_cell: vectors kept per (class, SNR) cell; None keeps every one.
     class_balanced: equal class counts in every coreset (paper).
     split_seed: seeds the subsampling and the train/test split (the same for every seed).
-    data_dir, cache_dir, synthetic_per_cell, allow_synthetic, drop_nonfinite: the data
-      settings (``common.load_dataset``).
     strategy_options: ``{strategy: {option: value}}``, e.g. FoQuS's tier ``shares`` and
       ``beta``.
   """
@@ -135,11 +133,7 @@ class CoresetConfig:
   max_per_cell: int | None = PRESETS['quick']['max_per_cell']
   class_balanced: bool = True
   split_seed: int = 0
-  data_dir: str | None = None
-  cache_dir: str | None = None
-  synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']
-  allow_synthetic: bool = True
-  drop_nonfinite: bool = False
+  synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']  # common.DataSettings
   strategy_options: dict = dataclasses.field(default_factory=dict)
 
   @classmethod
