@@ -24,11 +24,10 @@ flags.DEFINE_string('workdir', None, 'Run directory; default runs/clst/<dataset>
                     '<time>.')
 
 # One flag per ClstConfig field, its help from the ClstConfig docstring. --dataset is
-# written above (it has a default); schedule, validation_share and eval_batch_size are
-# not command-line settings.
+# written above (it has a default).
 SETTINGS = common.define_config_flags(
     clst.ClstConfig,
-    skip=('dataset', 'preset', 'schedule', 'validation_share', 'eval_batch_size'))
+    skip=('dataset', 'preset'))
 FLAGS = flags.FLAGS
 
 

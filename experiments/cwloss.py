@@ -23,11 +23,10 @@ flags.DEFINE_string('workdir', None, 'Run directory; default runs/cwloss/<datase
                     '<time>.')
 
 # One flag per CwLossConfig field, its help from the CwLossConfig docstring. --dataset is
-# written above (it has a default); split_seed, min_snr and eval_batch_size are not
-# command-line settings.
+# written above (it has a default).
 SETTINGS = common.define_config_flags(
     cwloss.CwLossConfig,
-    skip=('dataset', 'preset', 'split_seed', 'min_snr', 'eval_batch_size'))
+    skip=('dataset', 'preset'))
 FLAGS = flags.FLAGS
 
 

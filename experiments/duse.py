@@ -26,10 +26,9 @@ flags.DEFINE_string('workdir', None, 'Run directory; default runs/duse/<dataset>
                     '<time>.')
 
 # One flag per DuseConfig field, its help from the DuseConfig docstring. --dataset is
-# written above (it has a default); strategy_options comes from --strategy_option;
-# split_seed is not a command-line setting.
+# written above (it has a default); strategy_options comes from --strategy_option.
 SETTINGS = common.define_config_flags(
-    duse.DuseConfig, skip=('dataset', 'preset', 'strategy_options', 'split_seed'))
+    duse.DuseConfig, skip=('dataset', 'preset', 'strategy_options'))
 FLAGS = flags.FLAGS
 
 

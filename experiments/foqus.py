@@ -30,9 +30,9 @@ flags.DEFINE_string('workdir', None, 'Run directory; default runs/foqus/<dataset
 
 # One flag per CoresetConfig field, its help from the CoresetConfig docstring. --dataset
 # is written above (it has a default); strategy_options comes from --tier_shares and
-# --beta; split_seed is not a command-line setting.
+# --beta.
 SETTINGS = common.define_config_flags(
-    foqus.CoresetConfig, skip=('dataset', 'preset', 'strategy_options', 'split_seed'))
+    foqus.CoresetConfig, skip=('dataset', 'preset', 'strategy_options'))
 FLAGS = flags.FLAGS
 
 

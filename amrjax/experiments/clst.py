@@ -114,7 +114,8 @@ class ClstConfig(common.DataSettings):
     batch_size: training batch size (paper: 256; quick: 64).
     learning_rate: Adam peak learning rate, cosine-decayed to 0 by the default ``schedule``
       (paper: 0.01; quick: 0.0025, the paper's rate scaled to batch 64).
-    schedule: the learning-rate schedule of every training (default cosine decay to 0).
+    schedule: the learning-rate schedule of every training: cosine (the default; decay to 0)
+      or constant.
     hard_weight: SKD weight a of the cross-entropy with the labels
       (``amrjax.protocols.distill``; default 0.1; not given in the paper).
     soft_weight: SKD weight b of the T^2-scaled KL to the teacher (default 0.9; not given

@@ -68,6 +68,14 @@ def check_seeds(seeds) -> tuple[int, ...]:
   return seeds
 
 
+def check_split_seed(split_seed) -> int:
+  """``split_seed`` if it is an integer >= 0; else a one-line :class:`ConfigError` (NumPy's
+  generators take no negative seed)."""
+  if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
+    raise ConfigError(f'split_seed must be an integer >= 0, got {split_seed!r}')
+  return split_seed
+
+
 def check_methods(methods, what: str = 'method') -> None:
   """An empty list of methods is a one-line :class:`ConfigError` (it would write an empty
   table and exit 0)."""

@@ -148,6 +148,7 @@ class CwLossConfig(common.DataSettings):
     if TABLE1 in tables and not self.ks:
       raise ConfigError('Table I needs at least one k (--ks=2,3,4)')
     object.__setattr__(self, 'seeds', common.check_seeds(self.seeds))
+    common.check_split_seed(self.split_seed)
     object.__setattr__(self, 'weight_model', models.canonical_name(self.weight_model))
     object.__setattr__(self, 'models',
                        tuple(dict.fromkeys(models.canonical_name(m) for m in self.models)))

@@ -201,6 +201,7 @@ class DuseConfig(common.DataSettings):
     if not self.rates:
       raise ConfigError('give at least one expansion rate (--rates=0.04)')
     object.__setattr__(self, 'seeds', common.check_seeds(self.seeds))
+    common.check_split_seed(self.split_seed)
     object.__setattr__(self, 'methods', expand_methods(self.methods))
     common.check_methods(self.methods)
     object.__setattr__(self, 'strategy_options', {

@@ -145,6 +145,7 @@ class CoresetConfig(common.DataSettings):
     if not self.rates or not self.selection_models:
       raise ConfigError('give at least one rate and one selection model')
     object.__setattr__(self, 'seeds', common.check_seeds(self.seeds))
+    common.check_split_seed(self.split_seed)
     for rate in self.rates:
       select.check_rate(rate, 'coreset')
     if self.selection_epochs < 2 or self.eval_epochs < 1:

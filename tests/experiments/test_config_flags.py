@@ -26,13 +26,12 @@ CONFIGS = {'duse': duse.DuseConfig, 'foqus': foqus.CoresetConfig,
            'cwloss': cwloss.CwLossConfig, 'clst': clst.ClstConfig}
 # The fields that are no flag of their driver: --dataset is written by hand in each driver
 # (it has a default), --preset too; strategy_options is a nested dict (duse's
-# --strategy_option, foqus's --tier_shares and --beta write it); the rest were never
-# command-line settings.
+# --strategy_option, foqus's --tier_shares and --beta write it).
 SKIPPED = {
-    'duse': {'dataset', 'preset', 'strategy_options', 'split_seed'},
-    'foqus': {'dataset', 'preset', 'strategy_options', 'split_seed'},
-    'cwloss': {'dataset', 'preset', 'split_seed', 'min_snr', 'eval_batch_size'},
-    'clst': {'dataset', 'preset', 'schedule', 'validation_share', 'eval_batch_size'},
+    'duse': {'dataset', 'preset', 'strategy_options'},
+    'foqus': {'dataset', 'preset', 'strategy_options'},
+    'cwloss': {'dataset', 'preset'},
+    'clst': {'dataset', 'preset'},
 }
 
 

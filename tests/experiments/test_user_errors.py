@@ -51,6 +51,9 @@ def test_a_negative_seed_is_one_line_from_the_driver(tmp_path):
   line = _one_line_error('crossarch', '--seeds=-1', f'--workdir={tmp_path / "w"}')
   assert 'seeds must be integers >= 0, got -1' in line
   assert not (tmp_path / 'w').exists()
+  line = _one_line_error('foqus', '--split_seed=-1', f'--workdir={tmp_path / "w"}')
+  assert 'split_seed must be an integer >= 0, got -1' in line
+  assert not (tmp_path / 'w').exists()
 
 
 @pytest.mark.parametrize('name', sorted(CONFIGS))
@@ -60,6 +63,12 @@ def test_a_negative_seed_is_one_line_from_the_driver(tmp_path):
 def test_bad_seeds_are_refused_by_every_config(name, seeds, message):
   with pytest.raises(ConfigError, match=message):
     CONFIGS[name].from_preset('quick', seeds=seeds)
+
+
+@pytest.mark.parametrize('name', ['duse', 'foqus', 'cwloss'])
+def test_a_negative_split_seed_is_refused(name):
+  with pytest.raises(ConfigError, match='split_seed must be an integer >= 0, got -3'):
+    CONFIGS[name].from_preset('quick', split_seed=-3)
 
 
 @pytest.mark.parametrize('name', ['duse', 'foqus'])
@@ -79,6 +88,7 @@ def test_bad_training_settings_are_refused_with_the_config():
     ('foqus', dict(batch_size=0, rates=(0.3,)), 'invalid training settings'),
     ('foqus', dict(min_snr=100), 'no vectors have SNR > 100'),
     ('cwloss', dict(max_per_cell=1), r'too small for a 80% / 20% train / test split'),
+    ('cwloss', dict(min_snr=100), 'no vectors have SNR > 100'),
     ('clst', dict(min_snr=100), 'no vectors have SNR > 100'),
 ])
 def test_a_refused_run_leaves_nothing_in_the_workdir(name, overrides, message, tmp_path):
