@@ -367,18 +367,10 @@ def run(config: ClstConfig, workdir: Path | str, *,
               teacher_logits)
 
   table = result_table(config, spec.name, data.origin['kind'], runs, complexity)
-  results = {
-      'experiment': 'clst',
-      'config': dataclasses.asdict(config),
-      'row_labels': {f'{m}/{r}': config.row_label(m, r) for m, r in config.row_keys()},
-      'data': data.origin,
-      'dataset': common.dataset_record(spec),
-      'splits': split_sizes,
-      'models': complexity,
-      'table': table,
-      'runs': runs,
-      'seconds': time.time() - t_start,
-  }
+  results = common.results_record(
+      'clst', config, data, split_sizes, runs, t_start,
+      row_labels={f'{m}/{r}': config.row_label(m, r) for m, r in config.row_keys()},
+      models=complexity, table=table)
   return common.finish(run_dir, results, [format_table(table)], log=log,
                        write_report=write_report)
 

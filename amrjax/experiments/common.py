@@ -5,6 +5,7 @@ with its data settings."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
@@ -102,6 +103,17 @@ def load_dataset(config: DataSettings, notify: Callable[[str], None] = print
 def dataset_record(spec: specs.DatasetSpec) -> dict:
   """What ``results.json`` says of the dataset: its name, classes and vector length."""
   return {'name': spec.name, 'classes': list(spec.classes), 'length': spec.length}
+
+
+def results_record(experiment: str, config: DataSettings, data: sources.Dataset,
+                   splits: Mapping[str, int], runs: list[dict], started: float,
+                   **fields) -> dict:
+  """What every experiment's ``results.json`` holds: the experiment's name, its config, the
+  data's origin (``load_dataset``), the dataset, the split sizes, then the experiment's own
+  ``fields`` (tables, labels, ...), every run's record and the seconds since ``started``."""
+  return {'experiment': experiment, 'config': dataclasses.asdict(config), 'data': data.origin,
+          'dataset': dataset_record(data.spec), 'splits': dict(splits), **fields,
+          'runs': runs, 'seconds': time.time() - started}
 
 
 def finish(run_dir, results: dict, printed: Iterable[str], *, log: Callable[[str], None],

@@ -341,17 +341,8 @@ def run(config: CwLossConfig, workdir: Path | str, *,
         train_and_test(model_name, CW, config.table2_k, w)
 
   tables = result_tables(config, spec.name, data.origin['kind'], runs)
-  results = {
-      'experiment': 'cwloss',
-      'config': dataclasses.asdict(config),
-      'data': data.origin,
-      'dataset': common.dataset_record(spec),
-      'splits': splits.summary(),
-      'tables': tables,
-      'runs': runs,
-      'weights': weight_stats,
-      'seconds': time.time() - t_start,
-  }
+  results = common.results_record('cwloss', config, data, splits.summary(), runs, t_start,
+                                   tables=tables, weights=weight_stats)
   return common.finish(run_dir, results, map(report.text_of, tables.values()), log=log,
                        write_report=write_report)
 

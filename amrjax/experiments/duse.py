@@ -391,19 +391,11 @@ def run(config: DuseConfig, workdir: Path | str, *,
         run_dir.discard_checkpoints(f'{method}-seed{seed}-r{rate:g}')
 
   tables = result_tables(config, spec.name, data.origin['kind'], runs)
-  results = {
-      'experiment': 'duse',
-      'config': dataclasses.asdict(config),
-      'method_labels': {m: config.method_label(m) for m in config.methods},
-      'embeddings': tsne_name if (run_dir.path / tsne_name).is_file() else None,
-      'data': data.origin,
-      'dataset': common.dataset_record(spec),
-      'splits': split_sizes,
-      'table': tables[0],
-      'tables': tables,
-      'runs': runs,
-      'seconds': time.time() - t_start,
-  }
+  results = common.results_record(
+      'duse', config, data, split_sizes, runs, t_start,
+      method_labels={m: config.method_label(m) for m in config.methods},
+      embeddings=tsne_name if (run_dir.path / tsne_name).is_file() else None,
+      table=tables[0], tables=tables)
   return common.finish(run_dir, results, map(report.text_of, tables), log=log,
                        write_report=write_report)
 

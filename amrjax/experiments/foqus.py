@@ -287,18 +287,10 @@ def run(config: CoresetConfig, workdir: Path | str, *,
             train_and_test(method, rate, sel_name, eval_name, pool)
 
   tables = result_tables(config, spec.name, data.origin['kind'], runs)
-  results = {
-      'experiment': 'foqus',
-      'config': dataclasses.asdict(config),
-      'method_labels': {m: config.method_label(m) for m in config.methods},
-      'data': data.origin,
-      'dataset': common.dataset_record(spec),
-      'splits': {'train': len(train), 'test': len(test)},
-      'table': tables[0],
-      'tables': tables,
-      'runs': runs,
-      'seconds': time.time() - t_start,
-  }
+  results = common.results_record(
+      'foqus', config, data, {'train': len(train), 'test': len(test)}, runs, t_start,
+      method_labels={m: config.method_label(m) for m in config.methods},
+      table=tables[0], tables=tables)
   return common.finish(run_dir, results, map(report.text_of, tables), log=log,
                        write_report=write_report)
 

@@ -62,6 +62,51 @@ def _adam_step(model, learning_rate: float):
   return jax.jit(step)
 
 
+def forward_with_dropout(model, variables, length: int, batch: int = 2):
+  """Eval-mode logits and embedding of a random (batch, 2, length) input, checked: the
+  logits are finite, the head of the embedding gives them, and train mode (dropout on)
+  gives other logits. Returns (logits, embedding)."""
+  x = jax.random.normal(jax.random.key(1), (batch, 2, length))
+
+  @jax.jit
+  def outputs(variables, x, key):
+    def run(m, x):
+      emb = m.embed(x)
+      return m(x), emb, m.head(emb), m(x, train=True)
+    return model.apply(variables, x, method=run, rngs={'dropout': key})
+
+  logits, emb, head_of_emb, train_logits = outputs(variables, x, jax.random.key(2))
+  assert np.isfinite(logits).all()
+  np.testing.assert_allclose(logits, head_of_emb, rtol=1e-5, atol=1e-6)
+  assert not np.allclose(logits, train_logits)
+  return logits, emb
+
+
+def train_step_against_eval(model, variables, x, y, forward):
+  """One Adam step in train mode from ``variables`` on ``(x, y)``, checked against eval mode
+  (``forward(variables, x)`` -> logits, the test's own jitted pass): eval mode repeats
+  exactly, train mode's logits differ from it, and the step changes every BatchNorm
+  statistic.
+
+  Returns the BatchNorm statistics before the step (leaves), the step's train-mode logits
+  and ``train_logits(key)``: those of the same step with dropout key ``key``.
+  """
+  eval_logits = forward(variables, x)
+  np.testing.assert_array_equal(eval_logits, forward(variables, x))
+  params = variables['params']
+  rest = {k: v for k, v in variables.items() if k != 'params'}
+  opt, step = adam_init()(params), adam_step(model)
+  _, updated, _, _, logits = step(params, rest, opt, x, y, jax.random.key(2))
+  assert not np.allclose(eval_logits, logits)
+  before = jax.tree.leaves(rest['batch_stats'])
+  after = jax.tree.leaves(updated['batch_stats'])
+  # Exact inequality: a BatchNorm fed by another's output sees a batch mean of ~1e-8 (zero
+  # up to rounding), so its running mean moves by less than allclose's atol (KD-MobileNet's
+  # InvertedResidual_2 on an AVX2 CPU), but it does move.
+  assert before and all(not np.array_equal(u, w) for u, w in zip(before, after))
+  return before, logits, lambda key: step(params, rest, opt, x, y, key)[-1]
+
+
 def training_losses(model, variables, length: int, steps: int = 6, batch: int = 12,
                     learning_rate: float = 1e-3) -> list[float]:
   """Losses of ``steps`` Adam steps from ``variables`` in train mode (dropout rng, mutable
