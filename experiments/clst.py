@@ -14,20 +14,14 @@ from absl import flags
 from amrjax.experiments import clst
 from experiments import common
 
-flags.DEFINE_string('dataset', 'rml2016.10a', 'rml2016.10a, rml2016.10b, rml2016.04c, '
-                    'rml2018.01a or sig2019.')
-flags.DEFINE_enum('preset', 'quick', list(clst.PRESETS),
-                  'quick: minutes on a laptop CPU; study: the paper cut to fit a 2-core CPU '
-                  '(docs/results.md); paper: ClST Sec. IV (3 % and 5 %, Adam '
-                  '0.01, batch 256, cosine decay, 100 epochs).')
-flags.DEFINE_string('workdir', None, 'Run directory; default runs/clst/<dataset>-<preset>-'
-                    '<time>.')
-
-# One flag per ClstConfig field, its help from the ClstConfig docstring. --dataset is
-# written above (it has a default).
-SETTINGS = common.define_config_flags(
-    clst.ClstConfig,
-    skip=('dataset', 'preset'))
+# --dataset, --preset, --workdir, and one flag per ClstConfig field, its help from the
+# ClstConfig docstring.
+SETTINGS = common.define_driver_flags(
+    'clst', clst.ClstConfig, clst.PRESETS, dataset='rml2016.10a',
+    dataset_help='rml2016.10a, rml2016.10b, rml2016.04c, rml2018.01a or sig2019.',
+    preset_help='quick: minutes on a laptop CPU; study: the paper cut to fit a 2-core CPU '
+                '(docs/results.md); paper: ClST Sec. IV (3 % and 5 %, Adam 0.01, batch 256, '
+                'cosine decay, 100 epochs).')
 FLAGS = flags.FLAGS
 
 

@@ -24,7 +24,7 @@ import sys
 import time
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from absl import app, flags, logging
@@ -210,6 +210,29 @@ def define_config_flags(config_cls: type, *, skip: Iterable[str]) -> tuple[str, 
   return tuple(names)
 
 
+def define_driver_flags(kind: str, config_cls: type, presets: Mapping[str, dict], *,
+                        dataset: str, dataset_help: str, preset_help: str,
+                        skip: Iterable[str] = ()) -> tuple[str, ...]:
+  """The flags of an experiment driver: ``--dataset`` (default ``dataset``), ``--preset``
+  (one of ``presets``, default quick), ``--workdir`` (default ``runs/<kind>/...``, see
+  :func:`run_config`) and one flag per other field of ``config_cls`` but ``skip``
+  (:func:`define_config_flags`). Returns the names of the fields' flags."""
+  flags.DEFINE_string('dataset', dataset, dataset_help)
+  flags.DEFINE_enum('preset', 'quick', list(presets), preset_help)
+  flags.DEFINE_string('workdir', None, f'Run directory; default runs/{kind}/<dataset>-'
+                      '<preset>-<time>.')
+  return define_config_flags(config_cls, skip=('dataset', 'preset', *skip))
+
+
+def define_study_flags(study) -> None:
+  """The flags of a study driver: ``--workdir`` (the study folder, default
+  ``study.DEFAULT_WORKDIR``) and ``--run`` (named runs of ``study.RUNS``)."""
+  flags.DEFINE_string('workdir', study.DEFAULT_WORKDIR, 'The study folder: one run directory '
+                      'per named run.')
+  flags.DEFINE_list('run', [], 'Named runs to run (or resume) first, in order, or "all": '
+                    + ', '.join(study.RUNS) + '.')
+
+
 def config_overrides(names: Iterable[str]) -> dict:
   """``{name: value}`` of the flags among ``names`` given on the command line; the others
   keep the preset's value."""
@@ -298,11 +321,17 @@ def run_config(kind: str, config_cls, run: Callable, overrides: Callable[[], dic
   run_reporting_errors(body)
 
 
-def run_study(study, run: Callable, workdir: str, names: list[str]) -> None:
-  """The body of a study driver (``experiments.duse_study``, ``experiments.foqus_study``):
-  runs (or resumes) the named runs of ``study.RUNS`` in order, each with ``run(config,
-  folder)`` in ``<workdir>/<name>``, then prints ``study.report(workdir)``. ``names`` may
-  be ``['all']``; every name and configuration is checked before the first run starts."""
+def run_study(study, run: Callable) -> None:
+  """The body of a study driver (``experiments.duse_study``, ``experiments.foqus_study``;
+  flags from :func:`define_study_flags`): runs (or resumes) the named runs of ``study.RUNS``
+  given by ``--run`` in order, each with ``run(config, folder)`` in ``<workdir>/<name>``,
+  then prints ``study.report(workdir)``. ``--run=all`` runs every one; every name and
+  configuration is checked before the first run starts. A user error is one line and exit
+  2."""
+  run_reporting_errors(lambda: _run_study(study, run, flags.FLAGS.workdir, flags.FLAGS.run))
+
+
+def _run_study(study, run: Callable, workdir: str, names: list[str]) -> None:
   names = list(study.RUNS) if names == ['all'] else names
   data_flags = config_overrides(['data_dir', 'cache_dir', 'allow_synthetic'])
   configs = {name: study.config_of(name, **data_flags) for name in names}

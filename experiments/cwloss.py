@@ -14,19 +14,13 @@ from absl import flags
 from amrjax.experiments import cwloss
 from experiments import common
 
-flags.DEFINE_string('dataset', 'rml2016.10a', 'rml2016.10a (AFNet), rml2016.10b, '
-                    'rml2016.04c, rml2018.01a or sig2019.')
-flags.DEFINE_enum('preset', 'quick', list(cwloss.PRESETS),
-                  'quick: minutes on a laptop CPU; paper: AFNet Sec. IV; study: the paper cut '
-                  'to fit a 2-core CPU (docs/results.md).')
-flags.DEFINE_string('workdir', None, 'Run directory; default runs/cwloss/<dataset>-<preset>-'
-                    '<time>.')
-
-# One flag per CwLossConfig field, its help from the CwLossConfig docstring. --dataset is
-# written above (it has a default).
-SETTINGS = common.define_config_flags(
-    cwloss.CwLossConfig,
-    skip=('dataset', 'preset'))
+# --dataset, --preset, --workdir, and one flag per CwLossConfig field, its help from the
+# CwLossConfig docstring.
+SETTINGS = common.define_driver_flags(
+    'cwloss', cwloss.CwLossConfig, cwloss.PRESETS, dataset='rml2016.10a',
+    dataset_help='rml2016.10a (AFNet), rml2016.10b, rml2016.04c, rml2018.01a or sig2019.',
+    preset_help='quick: minutes on a laptop CPU; paper: AFNet Sec. IV; study: the paper cut '
+                'to fit a 2-core CPU (docs/results.md).')
 FLAGS = flags.FLAGS
 
 

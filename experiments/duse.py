@@ -13,22 +13,18 @@ from absl import flags
 from amrjax.experiments import duse
 from experiments import common
 
-flags.DEFINE_string('dataset', 'sig2019', 'rml2016.10a, rml2016.10b, rml2016.04c, '
-                    'rml2018.01a or sig2019.')
-flags.DEFINE_enum('preset', 'quick', list(duse.PRESETS),
-                  'quick: minutes on a laptop CPU; study: the paper\'s data scale, epochs and '
-                  'baselines at 4 % and 9 % with the 1D-CNN (hours on a CPU); paper: DUSE '
-                  'Sec. IV-D.')
 flags.DEFINE_multi_string('strategy_option', [], 'A baseline\'s option as '
                           'STRATEGY.OPTION=VALUE, e.g. forgetting.never_learned=0 or '
                           'grand.runs=5; repeat the flag for several. Added to the preset\'s.')
-flags.DEFINE_string('workdir', None, 'Run directory; default runs/duse/<dataset>-<preset>-'
-                    '<time>.')
-
-# One flag per DuseConfig field, its help from the DuseConfig docstring. --dataset is
-# written above (it has a default); strategy_options comes from --strategy_option.
-SETTINGS = common.define_config_flags(
-    duse.DuseConfig, skip=('dataset', 'preset', 'strategy_options'))
+# --dataset, --preset, --workdir, and one flag per DuseConfig field, its help from the
+# DuseConfig docstring; strategy_options comes from --strategy_option.
+SETTINGS = common.define_driver_flags(
+    'duse', duse.DuseConfig, duse.PRESETS, dataset='sig2019',
+    dataset_help='rml2016.10a, rml2016.10b, rml2016.04c, rml2018.01a or sig2019.',
+    preset_help='quick: minutes on a laptop CPU; study: the paper\'s data scale, epochs and '
+                'baselines at 4 % and 9 % with the 1D-CNN (hours on a CPU); paper: DUSE '
+                'Sec. IV-D.',
+    skip=('strategy_options',))
 FLAGS = flags.FLAGS
 
 

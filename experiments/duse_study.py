@@ -12,25 +12,15 @@ and the protocol comparison beside the paper's numbers (docs/results.md).
 
 from __future__ import annotations
 
-from absl import flags
-
 from amrjax.experiments import duse, duse_study
 from experiments import common
 
-flags.DEFINE_string('workdir', 'runs/duse-study', 'The study folder: one run directory per '
-                    'named run.')
-flags.DEFINE_list('run', [], 'Named runs to run (or resume) first, in order, or "all": '
-                  + ', '.join(duse_study.RUNS) + '.')
-FLAGS = flags.FLAGS
+common.define_study_flags(duse_study)
 
 
 def main(argv):
   del argv
-
-  def body():
-    common.run_study(duse_study, duse.run, FLAGS.workdir, FLAGS.run)
-
-  common.run_reporting_errors(body)
+  common.run_study(duse_study, duse.run)
 
 
 if __name__ == '__main__':

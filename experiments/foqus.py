@@ -15,24 +15,19 @@ from absl import flags
 from amrjax.experiments import foqus
 from experiments import common
 
-flags.DEFINE_string('dataset', 'rml2016.10a', 'rml2016.10a, sig2019 or rml2018.01a (FoQuS); '
-                    'any registered dataset works.')
-flags.DEFINE_enum('preset', 'quick', list(foqus.PRESETS),
-                  'quick: minutes on a laptop CPU; paper: FoQuS Sec. IV-B; study: the paper cut '
-                  'to fit a 2-core CPU (docs/results.md).')
 common.define_flag('tier_shares', tuple[float, ...], 'FoQuS: share of the budget drawn '
                    'from the top, middle and bottom score tier (default 0.5,0.3,0.2, our '
                    'choice).')
 flags.DEFINE_float('beta', None, 'FoQuS: weight of the mean cross-entropy in the quality '
                    'score (Eq. 7; paper 0.1).')
-flags.DEFINE_string('workdir', None, 'Run directory; default runs/foqus/<dataset>-<preset>-'
-                    '<time>.')
-
-# One flag per CoresetConfig field, its help from the CoresetConfig docstring. --dataset
-# is written above (it has a default); strategy_options comes from --tier_shares and
-# --beta.
-SETTINGS = common.define_config_flags(
-    foqus.CoresetConfig, skip=('dataset', 'preset', 'strategy_options'))
+# --dataset, --preset, --workdir, and one flag per CoresetConfig field, its help from the
+# CoresetConfig docstring; strategy_options comes from --tier_shares and --beta.
+SETTINGS = common.define_driver_flags(
+    'foqus', foqus.CoresetConfig, foqus.PRESETS, dataset='rml2016.10a',
+    dataset_help='rml2016.10a, sig2019 or rml2018.01a (FoQuS); any registered dataset works.',
+    preset_help='quick: minutes on a laptop CPU; paper: FoQuS Sec. IV-B; study: the paper cut '
+                'to fit a 2-core CPU (docs/results.md).',
+    skip=('strategy_options',))
 FLAGS = flags.FLAGS
 
 

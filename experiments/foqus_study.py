@@ -12,25 +12,15 @@ the tier-share comparison beside the paper's numbers (docs/results.md).
 
 from __future__ import annotations
 
-from absl import flags
-
 from amrjax.experiments import foqus, foqus_study
 from experiments import common
 
-flags.DEFINE_string('workdir', 'runs/foqus-study', 'The study folder: one run directory per '
-                    'named run.')
-flags.DEFINE_list('run', [], 'Named runs to run (or resume) first, in order, or "all": '
-                  + ', '.join(foqus_study.RUNS) + '.')
-FLAGS = flags.FLAGS
+common.define_study_flags(foqus_study)
 
 
 def main(argv):
   del argv
-
-  def body():
-    common.run_study(foqus_study, foqus.run, FLAGS.workdir, FLAGS.run)
-
-  common.run_reporting_errors(body)
+  common.run_study(foqus_study, foqus.run)
 
 
 if __name__ == '__main__':

@@ -54,7 +54,7 @@ from amrjax.errors import ConfigError
 from amrjax.experiments import common
 from amrjax.experiments.rundir import RunDir
 from amrjax.protocols import distill as distill_lib
-from amrjax.reporting import report
+from amrjax.reporting import tables as report_tables
 from amrjax.seeding import derive_seed
 from amrjax.train import TrainConfig, TrainingDivergedError, fit, predict_logits
 from amrjax.train.loop import COSINE, SCHEDULES, accuracy_report
@@ -400,8 +400,7 @@ def result_table(config: ClstConfig, dataset: str, data_kind: str, runs: Sequenc
     label = config.row_label(record['model'], record['role'])
     rows[label].setdefault(fraction_label(record['fraction']), []).append(
         record['test']['accuracy'])
-  summary = {label: {col: dict(zip(('mean', 'std'), report.mean_std(vals)), n=len(vals))
-                     for col, vals in cols.items()} for label, cols in rows.items()}
+  summary = report_tables.summarize(rows)
   timing = next(iter(complexity.values()))['inference'] if complexity else None
   how = ('' if timing is None else
          f'; µs/sample: eval forward at batch {timing["batch_size"]}, median of '
@@ -420,7 +419,7 @@ def format_table(table: dict) -> str:
   for label, values in table['rows'].items():
     params = table['params'].get(label)
     micro = table['us_per_sample'].get(label)
-    cells.append([label] + [report.format_cell(values.get(c, ())) for c in table['columns']]
+    cells.append([label] + [report_tables.format_cell(values.get(c, ())) for c in table['columns']]
                  + ['-' if params is None else f'{params:,}',
                     '-' if micro is None else f'{micro:.1f}'])
   widths = [max(len(r[i]) for r in [header] + cells) for i in range(len(header))]

@@ -43,7 +43,7 @@ from amrjax.errors import ConfigError
 from amrjax.experiments import common
 from amrjax.experiments.rundir import RunDir
 from amrjax.protocols import cwloss
-from amrjax.reporting import report
+from amrjax.reporting import tables as report_tables
 from amrjax.seeding import derive_seed
 from amrjax.train import TrainConfig, TrainState, evaluate, fit
 
@@ -343,7 +343,7 @@ def run(config: CwLossConfig, workdir: Path | str, *,
   tables = result_tables(config, spec.name, data.origin['kind'], runs)
   results = common.results_record('cwloss', config, data, splits.summary(), runs, t_start,
                                    tables=tables, weights=weight_stats)
-  return common.finish(run_dir, results, map(report.text_of, tables.values()), log=log,
+  return common.finish(run_dir, results, map(report_tables.text_of, tables.values()), log=log,
                        write_report=write_report)
 
 
@@ -428,10 +428,4 @@ def result_tables(config: CwLossConfig, dataset: str, data_kind: str,
 
 def _table(title: str, row_header: str, columns: list[str], rows: dict) -> dict:
   return {'title': title, 'row_header': row_header, 'columns': columns, 'rows': rows,
-          'summary': _summarize(rows)}
-
-
-def _summarize(rows: dict[str, dict[str, list]]) -> dict:
-  return {label: {col: dict(zip(('mean', 'std'), report.mean_std(vals)), n=len(vals))
-                  for col, vals in cols.items() if vals}
-          for label, cols in rows.items()}
+          'summary': report_tables.summarize(rows)}

@@ -53,7 +53,7 @@ from amrjax.errors import ConfigError
 from amrjax.experiments import common
 from amrjax.experiments.rundir import RunDir
 from amrjax.protocols import expansion, one_shot
-from amrjax.reporting import report
+from amrjax.reporting import tables as report_tables
 from amrjax.scoring import pools
 from amrjax.seeding import derive_seed
 from amrjax.selection import select, strategies
@@ -396,7 +396,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
       method_labels={m: config.method_label(m) for m in config.methods},
       embeddings=tsne_name if (run_dir.path / tsne_name).is_file() else None,
       table=tables[0], tables=tables)
-  return common.finish(run_dir, results, map(report.text_of, tables), log=log,
+  return common.finish(run_dir, results, map(report_tables.text_of, tables), log=log,
                        write_report=write_report)
 
 
@@ -495,6 +495,6 @@ def result_tables(config: DuseConfig, dataset: str, data_kind: str,
                      else [column_of(run_record)]):
         cells.setdefault(column, []).append(run_record['test']['accuracy'])
     tables.append({'title': title, 'row_header': row_header, 'columns': columns,
-                   'rows': rows, 'summary': report.summarize(rows)})
+                   'rows': rows, 'summary': report_tables.summarize(rows)})
   return tables
 

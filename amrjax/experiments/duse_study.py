@@ -32,7 +32,7 @@ from amrjax.errors import ConfigError
 from amrjax.experiments import duse as dx
 from amrjax.experiments import study_runs
 from amrjax.protocols import expansion
-from amrjax.reporting import report as report_lib
+from amrjax.reporting import tables as report_tables
 from amrjax.selection import strategies
 
 DATASET = 'rml2016.10a'
@@ -40,6 +40,9 @@ PRESET = 'study'
 
 TABLE_METHODS = (dx.TARGET, dx.RANDOM) + strategies.DUSE_BASELINES + (dx.DUSE,)
 RATES = (0.04, 0.09)
+
+DEFAULT_WORKDIR = 'runs/duse-study'
+"""The study folder the driver reads and writes unless told another."""
 
 RUNS: dict[str, dict] = {
     # Tables I and II: one run directory per seed, so seeds can be added later.
@@ -171,7 +174,7 @@ def collect(root: Path | str) -> Results:
 def _mean_std(values: Sequence[float]) -> str:
   if not values:
     return '-'
-  mean, std = report_lib.mean_std(values)
+  mean, std = report_tables.mean_std(values)
   return f'{mean:.2f} ± {std:.2f} ({len(values)})'
 
 

@@ -44,7 +44,7 @@ from amrjax.errors import ConfigError
 from amrjax.experiments import common
 from amrjax.experiments.rundir import RunDir
 from amrjax.protocols import coreset
-from amrjax.reporting import report
+from amrjax.reporting import tables as report_tables
 from amrjax.seeding import derive_seed
 from amrjax.selection import select, strategies
 from amrjax.train import TrainConfig, diverged_where, evaluate, fit
@@ -291,7 +291,7 @@ def run(config: CoresetConfig, workdir: Path | str, *,
       'foqus', config, data, {'train': len(train), 'test': len(test)}, runs, t_start,
       method_labels={m: config.method_label(m) for m in config.methods},
       table=tables[0], tables=tables)
-  return common.finish(run_dir, results, map(report.text_of, tables), log=log,
+  return common.finish(run_dir, results, map(report_tables.text_of, tables), log=log,
                        write_report=write_report)
 
 
@@ -330,6 +330,6 @@ def result_tables(config: CoresetConfig, dataset: str, data_kind: str,
         'row_header': 'Method / rate',
         'columns': columns,
         'rows': rows,
-        'summary': report.summarize(rows),
+        'summary': report_tables.summarize(rows),
     })
   return tables

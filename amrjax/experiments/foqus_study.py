@@ -38,6 +38,9 @@ TABLE_METHODS = coreset.CORESET_METHODS  # the paper's order: 10 baselines, then
 TIER_SHARES = ((0.3333, 0.3333, 0.3334), (0.2, 0.3, 0.5), (0.8, 0.1, 0.1))
 """The tier shares measured beside the default (highest-score tier first)."""
 
+DEFAULT_WORKDIR = 'runs/foqus-study'
+"""The study folder the driver reads and writes unless told another."""
+
 RUNS: dict[str, dict] = {
     'table1': {},  # the preset's seven methods
     'table1-rest': dict(methods=('cal', 'least_confidence', 'entropy', 'margin')),

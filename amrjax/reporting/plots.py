@@ -17,7 +17,7 @@ knows about run directories (``amrjax.reporting.run_report`` collects the data).
 Figures are ``matplotlib.figure.Figure`` objects on an Agg canvas, never pyplot's: importing
 this module opens no window, needs no display and keeps no figure alive after a call.
 Spreads are population standard deviations over seeds (``numpy.std``), as in
-``amrjax.reporting.report``.
+``amrjax.reporting.tables``.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ import numpy as np
 from amrjax import models
 from amrjax.errors import AmrjaxError, ConfigError
 from amrjax.fileio import atomic_path, atomic_write
-from amrjax.reporting import plots, report
+from amrjax.reporting import plots, tables as report_tables
 
 PLOTS = 'plots'
 EXPERIMENT_TITLES = {
@@ -101,7 +101,7 @@ def markdown_table(table: Mapping, *, extra: Mapping[str, Mapping[str, str]] | N
   for label, cells in rows.items():
     row = [_escape(label)]
     for col in columns:
-      text = report.format_cell(cells.get(col, ()), scale=scale)
+      text = report_tables.format_cell(cells.get(col, ()), scale=scale)
       if col in best and (label, col) in means and np.isclose(means[(label, col)], best[col]):
         text = f'**{text}**'
       row.append(text)

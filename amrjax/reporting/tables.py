@@ -17,9 +17,10 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def summarize(rows: Mapping[str, Mapping[str, Sequence[float]]]) -> dict:
-  """``{label: {column: {'mean', 'std', 'n'}}}`` of a table's per-seed cells."""
+  """``{label: {column: {'mean', 'std', 'n'}}}`` of a table's per-seed cells; a cell with no
+  value is left out."""
   return {label: {col: dict(zip(('mean', 'std'), mean_std(vals)), n=len(vals))
-                  for col, vals in cols.items()}
+                  for col, vals in cols.items() if len(vals)}
           for label, cols in rows.items()}
 
 

@@ -1,14 +1,14 @@
-from amrjax.reporting import report
+from amrjax.reporting import tables
 
 
 def test_format_cell():
-  assert report.format_cell([0.5, 0.7]) == '60.00 ± 10.00'
-  assert report.format_cell([0.1234]) == '12.34'
-  assert report.format_cell([]) == '-'
+  assert tables.format_cell([0.5, 0.7]) == '60.00 ± 10.00'
+  assert tables.format_cell([0.1234]) == '12.34'
+  assert tables.format_cell([]) == '-'
 
 
 def test_text_table_layout():
-  table = report.text_table({'A': {'1%': [0.5, 0.6], '4%': [0.7]}, 'Bee': {'4%': [0.1]}},
+  table = tables.text_table({'A': {'1%': [0.5, 0.6], '4%': [0.7]}, 'Bee': {'4%': [0.1]}},
                             ['1%', '4%'], title='T', row_header='Method')
   lines = table.splitlines()
   assert lines[0] == 'T'
