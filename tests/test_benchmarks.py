@@ -13,7 +13,7 @@ from amrjax.errors import ConfigError
 from amrjax.scoring import pools
 from amrjax.selection import select
 from benchmarks import (analog_separability, batchnorm_eval_gap, bf16_selection,
-                        conv_formulations, out_of_core, scoring_throughput)
+                        conv_formulations, out_of_core, scoring_throughput, train_step_times)
 from tests.helpers import random_pool
 
 
@@ -112,3 +112,16 @@ def test_analog_separability_falls_with_speech_pauses():
   only_pauses = dataclasses.replace(profile, pause_fraction=1.0)
   assert probe.separability(no_pauses, 18, 300) > 0.9
   assert probe.separability(only_pauses, 18, 300) < 0.65  # bare carriers: near a coin toss
+
+
+def test_train_step_times_times_each_model_and_refuses_bad_pairs():
+  pairs = train_step_times.parse_models(['cnn1d:4', 'KD-CNN:2'])
+  assert pairs == [('cnn1d', 4), ('kd_cnn', 2)]
+  rows = train_step_times.measure(pairs[:1], length=128, classes=3, repeats=1, matmul_size=32,
+                                  emit=lambda row: None)
+  assert [r['kind'] for r in rows] == ['matmul', 'step'] and rows[0]['gflop_per_s'] > 0
+  assert rows[1]['model'] == 'cnn1d' and rows[1]['seconds_per_step'] > 0
+  assert '| cnn1d | 4 |' in train_step_times.table(rows)
+  for bad in ('cnn1d', 'cnn1d:0', 'cnn1d:x', 'nonet:4'):
+    with pytest.raises(ConfigError):
+      train_step_times.parse_models([bad])

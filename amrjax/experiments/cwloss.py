@@ -422,7 +422,7 @@ def result_tables(config: CwLossConfig, dataset: str, data_kind: str,
   tables['per_snr'] = dict(
       _table(f'Test accuracy % per SNR (dB) on {where}, mean over {len(config.seeds)} '
              'seed(s)', 'Model', [str(s) for s in snrs], means),
-      summary=_summarize(rows))
+      summary=report_tables.summarize(rows))
   return tables
 
 
