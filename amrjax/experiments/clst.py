@@ -422,8 +422,4 @@ def format_table(table: dict) -> str:
     cells.append([label] + [report_tables.format_cell(values.get(c, ())) for c in table['columns']]
                  + ['-' if params is None else f'{params:,}',
                     '-' if micro is None else f'{micro:.1f}'])
-  widths = [max(len(r[i]) for r in [header] + cells) for i in range(len(header))]
-  line = lambda r: '  '.join(c.ljust(w) if i == 0 else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(r, widths)))
-  return '\n'.join([table['title'], line(header), '  '.join('-' * w for w in widths)]
-                   + [line(r) for r in cells])
+  return report_tables.text_grid(header, cells, title=table['title'])

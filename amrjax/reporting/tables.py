@@ -40,8 +40,13 @@ def text_table(rows: Mapping[str, Mapping[str, Sequence[float]]], columns: Seque
   """A fixed-width table: ``rows[label][column]`` lists the per-seed values of a cell."""
   cells = [[label] + [format_cell(values.get(col, ())) for col in columns]
            for label, values in rows.items()]
-  header = [row_header] + list(columns)
-  widths = [max(len(r[i]) for r in [header] + cells) for i in range(len(header))]
+  return text_grid([row_header] + list(columns), cells, title=title)
+
+
+def text_grid(header: Sequence[str], cells: Sequence[Sequence[str]], *, title: str = '') -> str:
+  """Rows of text cells laid out in fixed-width columns under ``header`` and a rule: the
+  first column left-aligned, the others right-aligned; ``title`` (if any) on top."""
+  widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
   line = lambda r: '  '.join(c.ljust(w) if i == 0 else c.rjust(w)
                              for i, (c, w) in enumerate(zip(r, widths)))
   out = [title] if title else []
