@@ -419,13 +419,15 @@ def result_tables(config: CwLossConfig, dataset: str, data_kind: str,
   # One number per cell: the seeds' mean (the spread would make 20 columns unreadable).
   means = {label: {c: [float(np.mean(v))] for c, v in cells.items()}
            for label, cells in rows.items()}
-  tables['per_snr'] = dict(
-      _table(f'Test accuracy % per SNR (dB) on {where}, mean over {len(config.seeds)} '
-             'seed(s)', 'Model', [str(s) for s in snrs], means),
-      summary=report_tables.summarize(rows))
+  # Its summary keeps every seed's value (mean, std and n over the seeds).
+  tables['per_snr'] = _table(
+      f'Test accuracy % per SNR (dB) on {where}, mean over {len(config.seeds)} seed(s)',
+      'Model', [str(s) for s in snrs], means, summary_of=rows)
   return tables
 
 
-def _table(title: str, row_header: str, columns: list[str], rows: dict) -> dict:
+def _table(title: str, row_header: str, columns: list[str], rows: dict,
+           summary_of: dict | None = None) -> dict:
+  """A table record; its summary is of ``summary_of`` when given, else of ``rows``."""
   return {'title': title, 'row_header': row_header, 'columns': columns, 'rows': rows,
-          'summary': report_tables.summarize(rows)}
+          'summary': report_tables.summarize(rows if summary_of is None else summary_of)}
