@@ -17,7 +17,7 @@ from experiments import common
 # --dataset, --preset, --workdir, and one flag per ClstConfig field, its help from the
 # ClstConfig docstring.
 SETTINGS = common.define_driver_flags(
-    'clst', clst.ClstConfig, clst.PRESETS, dataset='rml2016.10a',
+    clst.ClstConfig, clst.PRESETS, dataset='rml2016.10a',
     dataset_help='rml2016.10a, rml2016.10b, rml2016.04c, rml2018.01a or sig2019.',
     preset_help='quick: minutes on a laptop CPU; study: the paper cut to fit a 2-core CPU '
                 '(docs/results.md); paper: ClST Sec. IV (3 % and 5 %, Adam 0.01, batch 256, '

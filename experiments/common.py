@@ -210,17 +210,19 @@ def define_config_flags(config_cls: type, *, skip: Iterable[str]) -> tuple[str, 
   return tuple(names)
 
 
-def define_driver_flags(kind: str, config_cls: type, presets: Mapping[str, dict], *,
+def define_driver_flags(config_cls: type, presets: Mapping[str, dict], *,
                         dataset: str, dataset_help: str, preset_help: str,
                         skip: Iterable[str] = ()) -> tuple[str, ...]:
   """The flags of an experiment driver: ``--dataset`` (default ``dataset``), ``--preset``
-  (one of ``presets``, default quick), ``--workdir`` (default ``runs/<kind>/...``, see
-  :func:`run_config`) and one flag per other field of ``config_cls`` but ``skip``
-  (:func:`define_config_flags`). Returns the names of the fields' flags."""
+  (one of ``presets``, default quick), ``--workdir`` (default ``runs/<kind>/...``, the kind
+  that :func:`run_config` is given) and one flag per other field of ``config_cls`` but
+  ``skip`` (:func:`define_config_flags`). Returns the names of the fields' flags."""
   flags.DEFINE_string('dataset', dataset, dataset_help)
   flags.DEFINE_enum('preset', 'quick', list(presets), preset_help)
-  flags.DEFINE_string('workdir', None, f'Run directory; default runs/{kind}/<dataset>-'
-                      '<preset>-<time>.')
+  # One definition serves several drivers (experiments.crossarch runs on duse's flags), so
+  # the help names the driver generically.
+  flags.DEFINE_string('workdir', None, 'Run directory; default runs/<driver>/<dataset>-'
+                      '<preset>-<time>, <driver> being the name after experiments. in the command.')
   return define_config_flags(config_cls, skip=('dataset', 'preset', *skip))
 
 

@@ -17,7 +17,7 @@ from experiments import common
 # --dataset, --preset, --workdir, and one flag per CwLossConfig field, its help from the
 # CwLossConfig docstring.
 SETTINGS = common.define_driver_flags(
-    'cwloss', cwloss.CwLossConfig, cwloss.PRESETS, dataset='rml2016.10a',
+    cwloss.CwLossConfig, cwloss.PRESETS, dataset='rml2016.10a',
     dataset_help='rml2016.10a (AFNet), rml2016.10b, rml2016.04c, rml2018.01a or sig2019.',
     preset_help='quick: minutes on a laptop CPU; paper: AFNet Sec. IV; study: the paper cut '
                 'to fit a 2-core CPU (docs/results.md).')

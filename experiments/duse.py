@@ -19,7 +19,7 @@ flags.DEFINE_multi_string('strategy_option', [], 'A baseline\'s option as '
 # --dataset, --preset, --workdir, and one flag per DuseConfig field, its help from the
 # DuseConfig docstring; strategy_options comes from --strategy_option.
 SETTINGS = common.define_driver_flags(
-    'duse', duse.DuseConfig, duse.PRESETS, dataset='sig2019',
+    duse.DuseConfig, duse.PRESETS, dataset='sig2019',
     dataset_help='rml2016.10a, rml2016.10b, rml2016.04c, rml2018.01a or sig2019.',
     preset_help='quick: minutes on a laptop CPU; study: the paper\'s data scale, epochs and '
                 'baselines at 4 % and 9 % with the 1D-CNN (hours on a CPU); paper: DUSE '

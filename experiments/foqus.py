@@ -23,7 +23,7 @@ flags.DEFINE_float('beta', None, 'FoQuS: weight of the mean cross-entropy in the
 # --dataset, --preset, --workdir, and one flag per CoresetConfig field, its help from the
 # CoresetConfig docstring; strategy_options comes from --tier_shares and --beta.
 SETTINGS = common.define_driver_flags(
-    'foqus', foqus.CoresetConfig, foqus.PRESETS, dataset='rml2016.10a',
+    foqus.CoresetConfig, foqus.PRESETS, dataset='rml2016.10a',
     dataset_help='rml2016.10a, sig2019 or rml2018.01a (FoQuS); any registered dataset works.',
     preset_help='quick: minutes on a laptop CPU; paper: FoQuS Sec. IV-B; study: the paper cut '
                 'to fit a 2-core CPU (docs/results.md).',
