@@ -42,13 +42,15 @@ def has_batchnorm(model: nn.Module, length: int) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _train_mode_stats_fn(model: nn.Module) -> Callable:
-  """Jitted ``(params, batch_stats, x, key) -> updated batch_stats`` of one train-mode pass."""
+def _train_mode_fn(model: nn.Module) -> Callable:
+  """Jitted ``(params, batch_stats, x, key) -> (logits, updated batch_stats)`` of one
+  train-mode pass (batch statistics, dropout on). ``population_batch_stats`` and
+  ``batch_statistics_logits`` share it, so a model that needs both compiles it once."""
 
   def fn(params, batch_stats, x, key):
-    _, updates = model.apply({'params': params, 'batch_stats': batch_stats}, x, train=True,
-                             rngs={'dropout': key}, mutable=['batch_stats'])
-    return updates['batch_stats']
+    logits, updates = model.apply({'params': params, 'batch_stats': batch_stats}, x,
+                                  train=True, rngs={'dropout': key}, mutable=['batch_stats'])
+    return logits, updates['batch_stats']
 
   return jax.jit(fn)
 
@@ -82,7 +84,7 @@ def population_batch_stats(model: nn.Module, variables: dict, pool: SignalPool,
   if batches < 1 or len(pool) == 0:
     raise ConfigError(f'population statistics need at least one batch of a non-empty pool '
                       f'(got {batches} batches of a pool of {len(pool)})')
-  fn = _train_mode_stats_fn(model)
+  fn = _train_mode_fn(model)
   params, running = variables['params'], variables['batch_stats']
   zeros = jax.tree.map(jnp.zeros_like, running)
   rng = np.random.default_rng(seed)
@@ -92,23 +94,13 @@ def population_batch_stats(model: nn.Module, variables: dict, pool: SignalPool,
       if drawn == batches:
         break
       x, key = jnp.asarray(batch.x), jax.random.key(drawn)
-      from_zeros = fn(params, zeros, x, key)
+      _, from_zeros = fn(params, zeros, x, key)
       if momentum is None:
-        from_ones = fn(params, jax.tree.map(jnp.ones_like, running), x, key)
+        _, from_ones = fn(params, jax.tree.map(jnp.ones_like, running), x, key)
         momentum = jax.tree.map(lambda a, b: b - a, from_zeros, from_ones)
       total = from_zeros if total is None else jax.tree.map(jnp.add, total, from_zeros)
       drawn += 1
   return jax.tree.map(lambda t, m: t / (drawn * (1.0 - m)), total, momentum)
-
-
-@functools.lru_cache(maxsize=None)
-def _train_mode_logits_fn(model: nn.Module) -> Callable:
-  def fn(variables, x, key):
-    logits, _ = model.apply(variables, x, train=True, rngs={'dropout': key},
-                            mutable=['batch_stats'])
-    return logits
-
-  return jax.jit(fn)
 
 
 def batch_statistics_logits(model: nn.Module, variables: dict, x: jax.Array,
@@ -121,8 +113,10 @@ def batch_statistics_logits(model: nn.Module, variables: dict, x: jax.Array,
   """
   if len(x) < batch_size:
     raise ConfigError(f'{len(x)} vectors hold no batch of {batch_size}')
-  fn = _train_mode_logits_fn(model)
-  return jnp.concatenate([fn(variables, x[start:start + batch_size], jax.random.key(start))
+  fn = _train_mode_fn(model)
+  params, batch_stats = variables['params'], variables.get('batch_stats', {})
+  return jnp.concatenate([fn(params, batch_stats, x[start:start + batch_size],
+                             jax.random.key(start))[0]
                           for start in range(0, len(x) - batch_size + 1, batch_size)])
 
 
