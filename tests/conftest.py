@@ -1,10 +1,23 @@
-"""Test setup: eight fake CPU devices, set before JAX starts, so sharded code is exercised."""
+"""Test setup, before JAX starts: eight fake CPU devices, so sharded code is exercised, and
+one XLA compute thread per test process (``tests/xla_env.py``)."""
 
 import os
+import pathlib
 
-os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                           ' --xla_force_host_platform_device_count=8').strip()
+from tests.xla_env import xla_flags
+
+os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' ' + xla_flags(devices=8)).strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# One persistent compilation cache for the whole session: both xdist workers and the driver
+# subprocesses the experiment tests start (they inherit the environment) compile many of the
+# same programs, and each is compiled once. It lives under .pytest_cache (git-ignored, absent
+# from a clean clone); the size limit turns on JAX's file lock, so concurrent readers and
+# writers do not see half-written entries. Set JAX_COMPILATION_CACHE_DIR to move it.
+os.environ.setdefault(
+    'JAX_COMPILATION_CACHE_DIR',
+    str(pathlib.Path(__file__).resolve().parent.parent / '.pytest_cache' / 'jax-compilation-cache'))
+os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', str(2 ** 30))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.2')
 
 import jax  # noqa: E402  (after XLA_FLAGS on purpose)
 import numpy as np  # noqa: E402

@@ -19,6 +19,7 @@ from amrjax.errors import ConfigError
 from amrjax.scoring import pools
 from amrjax.selection import select
 from tests.multiprocess_setup import BATCH, K, scorer_and_pool
+from tests.xla_env import xla_flags
 
 TIMEOUT_S = 240
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +33,7 @@ def _free_port() -> int:
 
 def _run_workers(tmp_path, num_processes=2):
   port = str(_free_port())
-  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=2',
+  env = {**os.environ, 'XLA_FLAGS': xla_flags(devices=2),
          'JAX_PLATFORMS': 'cpu'}
   outs = [tmp_path / f'process{i}.npz' for i in range(num_processes)]
   procs = [subprocess.Popen(

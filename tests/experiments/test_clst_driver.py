@@ -21,6 +21,7 @@ from amrjax.errors import ConfigError
 from amrjax.experiments import clst
 from experiments import clst as driver
 from tests.helpers import assert_report
+from tests.xla_env import xla_flags
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,7 +102,7 @@ def test_driver_smoke(tiny_spec, tmp_path, capsys):
 
 
 def test_bad_fraction_is_one_line(tmp_path):
-  env = {**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'}
+  env = {**os.environ, 'XLA_FLAGS': xla_flags(), 'JAX_PLATFORMS': 'cpu'}
   proc = subprocess.run([sys.executable, '-m', 'experiments.clst', '--fractions=3',
                          f'--workdir={tmp_path / "w"}'], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=120)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from amrjax.experiments import duse
+from tests.xla_env import xla_flags
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,7 +47,7 @@ def test_one_selection_trains_every_evaluation_model(tiny_spec, tmp_path):
 
 
 def test_driver_defaults_and_flags(tmp_path):
-  env = {**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'}
+  env = {**os.environ, 'XLA_FLAGS': xla_flags(), 'JAX_PLATFORMS': 'cpu'}
   workdir = tmp_path / 'run'
   proc = subprocess.run(
       [sys.executable, '-m', 'experiments.crossarch', '--dataset=rml2016.10a',

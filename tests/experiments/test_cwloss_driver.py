@@ -19,6 +19,7 @@ from amrjax.data import specs
 from amrjax.errors import ConfigError
 from amrjax.experiments import cwloss
 from tests.helpers import assert_report, one_line_error
+from tests.xla_env import xla_flags
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,7 @@ app.run(cwloss.main)
 
 
 def _run(*args, timeout=300):
-  env = {**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'}
+  env = {**os.environ, 'XLA_FLAGS': xla_flags(), 'JAX_PLATFORMS': 'cpu'}
   return subprocess.run([sys.executable, '-c', LAUNCH, *args], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=timeout)
 

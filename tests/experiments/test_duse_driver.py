@@ -16,13 +16,14 @@ from amrjax.errors import ConfigError
 from amrjax.experiments import duse
 from amrjax.protocols import expansion
 from tests.helpers import assert_report, one_line_error
+from tests.xla_env import xla_flags
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _env(devices=1):
   return {**os.environ, 'JAX_PLATFORMS': 'cpu',
-          'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+          'XLA_FLAGS': xla_flags(devices)}
 
 
 def _run(*args, cwd=REPO, timeout=300, devices=1):

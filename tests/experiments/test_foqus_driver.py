@@ -12,6 +12,7 @@ import pytest
 from amrjax.errors import ConfigError
 from amrjax.experiments import foqus
 from tests.helpers import assert_report
+from tests.xla_env import xla_flags
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,7 +93,7 @@ def test_settings_are_checked_before_any_training():
 
 
 def test_driver_errors_are_one_line(tmp_path):
-  env = {**os.environ, 'XLA_FLAGS': '', 'JAX_PLATFORMS': 'cpu'}
+  env = {**os.environ, 'XLA_FLAGS': xla_flags(), 'JAX_PLATFORMS': 'cpu'}
   proc = subprocess.run(
       [sys.executable, '-m', 'experiments.foqus', '--methods=uniform,foqus:margin',
        f'--workdir={tmp_path / "w"}'], cwd=REPO, env=env, capture_output=True, text=True,

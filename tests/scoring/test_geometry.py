@@ -11,6 +11,7 @@ from scipy import special
 
 from amrjax.errors import ConfigError
 from amrjax.scoring import geometry
+from tests.xla_env import xla_flags
 
 N, D, C, BUDGET = 50, 8, 6, 10
 
@@ -226,7 +227,7 @@ def test_k_center_greedy_memory_stays_linear_in_pool_size():
       status = open('/proc/self/status').read().split('VmHWM:')[1]
       print(int(status.split()[0]))
   """)
-  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='')
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=xla_flags())
   out = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True, text=True,
                        timeout=60, check=False)
   assert out.returncode == 0, out.stderr[-2000:]
