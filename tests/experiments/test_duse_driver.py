@@ -67,14 +67,28 @@ def test_driver_smoke(tmp_path):
   assert '| DUSE (2 rounds) |' in text and '**synthetic stand-in**' in text
 
 
-def test_killed_run_resumes_to_the_same_results(tmp_path):
-  """Killed and resumed on 3 CPU devices, the run equals an uninterrupted one on 1."""
+def test_protocol_flags_reach_the_config_and_a_killed_run_resumes_to_the_same_results(
+    tmp_path):
+  """--budget_split, --strategy_option (on top of the preset's options) and --nowarm_start
+  are recorded, and DUSE's rounds take the geometric budgets; killed and resumed on 3 CPU
+  devices, the run equals an uninterrupted one on 1. (One test, so that the uninterrupted
+  run is trained once.)"""
   args = ['--dataset=rml2016.10a', '--synthetic_per_cell=30', f'--cache_dir={tmp_path / "cache"}',
           f'--data_dir={tmp_path / "data"}', '--rates=0.05', '--seeds=0', '--rounds=2',
           '--methods=target,duse', '--round_epochs=1', '--final_epochs=1', '--batch_size=32',
-          '--noreport']
+          '--budget_split=geometric', '--strategy_option=Forgetting.never_learned=0',
+          '--nowarm_start', '--noreport']
   whole = _run(*args, f'--workdir={tmp_path / "whole"}')
   assert whole.returncode == 0, whole.stderr[-2000:]
+  config = json.loads((tmp_path / 'whole' / 'config.json').read_text())
+  assert config['budget_split'] == 'geometric' and config['warm_start'] is False
+  assert config['strategy_options'] == {'deepfool': {'max_iter': 3, 'num_candidates': 2},
+                                        'forgetting': {'never_learned': 0}}
+  split = json.loads((tmp_path / 'whole' / 'results.json').read_text())['splits']['0']
+  rounds = json.loads((tmp_path / 'whole' / 'rounds' / 'duse-seed0-r0.05.json').read_text())
+  budget = round(0.05 * split['train'])
+  assert [len(r['selected_ids']) for r in rounds] == expansion.round_budgets(
+      budget, 2, 'geometric', start_size=split['target'])
   workdir = tmp_path / 'killed'
   proc = subprocess.Popen([sys.executable, '-m', 'experiments.duse', *args,
                            f'--workdir={workdir}'], cwd=REPO, env=_env(devices=3),
@@ -176,25 +190,7 @@ def test_study_preset_is_the_papers_scale_with_the_1d_cnn():
   assert study.model == 'cnn1d' and study.methods == duse.expand_methods(['table1'])
 
 
-def test_protocol_flags_reach_the_config(tmp_path):
-  """--budget_split and --strategy_option (on top of the preset's options) are recorded."""
-  workdir = tmp_path / 'run'
-  proc = _run('--dataset=rml2016.10a', '--synthetic_per_cell=30',
-              f'--cache_dir={tmp_path / "cache"}', f'--data_dir={tmp_path / "data"}',
-              '--rates=0.1', '--seeds=0', '--rounds=2', '--round_epochs=1',
-              '--final_epochs=1', '--batch_size=32', '--methods=forgetting,duse',
-              '--budget_split=geometric', '--strategy_option=Forgetting.never_learned=0',
-              '--nowarm_start', '--noreport', f'--workdir={workdir}')
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  config = json.loads((workdir / 'config.json').read_text())
-  assert config['budget_split'] == 'geometric' and config['warm_start'] is False
-  assert config['strategy_options'] == {'deepfool': {'max_iter': 3, 'num_candidates': 2},
-                                        'forgetting': {'never_learned': 0}}
-  split = json.loads((workdir / 'results.json').read_text())['splits']['0']
-  rounds = json.loads((workdir / 'rounds' / 'duse-seed0-r0.1.json').read_text())
-  budget = round(0.1 * split['train'])
-  assert [len(r['selected_ids']) for r in rounds] == expansion.round_budgets(
-      budget, 2, 'geometric', start_size=split['target'])
+def test_malformed_strategy_options_are_one_line(tmp_path):
   line = one_line_error(_run('--strategy_option=forgetting', f'--workdir={tmp_path / "w"}'))
   assert 'is not STRATEGY.OPTION=VALUE' in line
   line = one_line_error(_run('--strategy_option=grand.runs=0', f'--workdir={tmp_path / "w2"}'))
