@@ -11,7 +11,6 @@ from typing import TypeVar
 
 from amrjax.data import sources, specs
 from amrjax.errors import ConfigError
-from amrjax.reporting import run_report
 
 Config = TypeVar('Config')
 
@@ -127,5 +126,8 @@ def finish(run_dir, results: dict, printed: Iterable[str], *, log: Callable[[str
     log(text)
   log(f'wrote {run_dir.file("results.json")} ({results["seconds"]:.0f} s in all)')
   if write_report and run_dir.writes:
+    # Imported here: it brings matplotlib (0.3 s), which a driver that stops at a bad flag or
+    # input, or runs with --noreport, never needs.
+    from amrjax.reporting import run_report
     run_report.write_report_logged(run_dir.path, log=log)
   return results
