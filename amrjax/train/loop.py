@@ -165,7 +165,6 @@ def global_norm(tree) -> jax.Array:
   return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
 
 
-@functools.lru_cache(maxsize=None)
 def train_step_fn(model: nn.Module, learning_rate: float, length: int,
                   record: bool = False, objective: Objective = CROSS_ENTROPY,
                   schedule: str = CONSTANT, decay_steps: int | None = None) -> Callable:
@@ -180,7 +179,16 @@ def train_step_fn(model: nn.Module, learning_rate: float, length: int,
   ``extra`` is the batch rows of the per-sample targets the objective reads (or None).
   Metrics: the objective summed and the correct count over the real rows, the real-row
   count, and the global gradient norm.
+
+  One step function (and one compiled program per input shape) per setting, however the
+  arguments are passed: ``fit`` and a caller's ``train_step_fn(model, 1e-3, 128)`` share it.
   """
+  return _train_step_fn(model, float(learning_rate), int(length), bool(record), objective,
+                        schedule, decay_steps)
+
+
+@functools.lru_cache(maxsize=None)
+def _train_step_fn(model, learning_rate, length, record, objective, schedule, decay_steps):
   tx = optimizer(learning_rate, schedule, decay_steps)
   reads_features = getattr(objective, 'reads_features', False)
   mutable = ((['batch_stats'] if batchnorm.has_batchnorm(model, length) else []) +

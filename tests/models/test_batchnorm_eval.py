@@ -33,7 +33,8 @@ LENGTH = 128
 CLASSES = ('BPSK', 'QPSK', 'QAM16', 'GFSK', 'AM-DSB', 'WBFM')
 SNRS = (12, 16)
 TRAIN_PER_CELL, TEST_PER_CELL = 160, 32
-BATCH = 32
+BATCH = 32  # zoo_checks.BATCH: ClST's, IQFormer's and the students' own tests step fit's
+# train step at these settings, so one compile serves both (the compilation cache)
 STEPS = 60  # a constant rate: no decay lets the running statistics catch up at the end
 
 BATCHNORM_MODELS = tuple(n for n in models.names()

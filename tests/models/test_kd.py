@@ -33,10 +33,12 @@ def _param_count(model, length):
 _CACHE = {}
 
 
+# fit's state at test_batchnorm_eval.py's settings (6 classes, L = 128): the initialisation
+# and the train steps below are the programs fit compiles there (the compilation cache).
 @pytest.fixture(scope='module', params=['kdcnn', 'kdmobilenet'])
 def student(request):
-  model = KDCNN(5) if request.param == 'kdcnn' else KDMobileNet(5)
-  return model, jax.jit(model.init)(jax.random.key(0, impl='rbg'), jnp.zeros((2, 2, 128)))
+  model = KDCNN(6) if request.param == 'kdcnn' else KDMobileNet(6)
+  return model, zoo_checks.fit_state(model, 128)
 
 
 def _forward(model):
@@ -100,9 +102,9 @@ def test_make_divisible():
 
 @pytest.mark.parametrize('length', [128, 512, 1024])
 def test_forward_shapes_and_embedding(student, length):
-  model, variables = student
+  model, variables = student[0], student[1].variables
   logits, emb, head_of_embed = _forward(model)(variables, _signal(2, length))
-  assert logits.shape == (2, 5) and np.isfinite(logits).all()
+  assert logits.shape == (2, 6) and np.isfinite(logits).all()
   assert emb.shape == (2, 64 if isinstance(model, KDCNN) else 128)
   np.testing.assert_allclose(head_of_embed, logits, rtol=1e-6, atol=1e-6)
 
@@ -136,25 +138,22 @@ def test_inverted_residual_strides_and_skip():
 
 
 def test_train_mode_differs_from_eval_and_batchnorm_updates(student):
-  model, variables = student
-  x, y = _signal(2, 128) * 3 + 1, jnp.asarray([0, 1])
-  _, logits, train_logits = zoo_checks.train_step_against_eval(
-      model, variables, x, y, lambda v, x: _forward(model)(v, x)[0])
-  # Same batch statistics, another dropout mask before the head.
-  assert not np.allclose(logits, train_logits(jax.random.key(3)))
+  model, state = student  # dropout before the head: another key, another loss
+  zoo_checks.train_step_against_eval(model, state, lambda v, x: _forward(model)(v, x)[0])
 
 
 def test_a_few_steps_lower_the_loss(student):
-  model, variables = student
-  losses = zoo_checks.training_losses(model, variables, 128, steps=8, batch=2)
+  model, state = student
+  losses = zoo_checks.training_losses(model, state.variables, 128, steps=8,
+                                      rows=zoo_checks.BATCH)
   assert np.isfinite(losses).all() and losses[-1] < losses[0]
 
 
 def test_short_signals_raise(student):
-  model, variables = student
+  model, variables = student[0], student[1].variables
   shortest = 8 if isinstance(model, KDCNN) else 16
   apply = lambda x: jax.eval_shape(model.apply, variables, x)  # traces, compiles nothing
-  assert apply(_signal(2, shortest)).shape == (2, 5)
+  assert apply(_signal(2, shortest)).shape == (2, 6)
   name = 'KDCNN' if isinstance(model, KDCNN) else 'KDMobileNet'
   with pytest.raises(ConfigError,
                      match=f'{name} needs signals of at least {shortest} samples, got 4'):

@@ -8,6 +8,8 @@ import numpy as np
 import optax
 
 from amrjax import models
+from amrjax.train import loop
+from amrjax.train.state import TrainState
 
 
 def count(params) -> int:
@@ -25,41 +27,91 @@ def shapes(model, length: int):
   return jax.eval_shape(lambda: init(model, length))
 
 
-def adam_init(learning_rate: float = 1e-3):
-  """Jitted Adam ``init`` (eager, it compiles one zeros_like per parameter shape)."""
-  return _adam_init(float(learning_rate))
+# fit's settings (and test_batchnorm_eval.py's): a step at them on a BATCH-row batch runs the
+# very program fit compiled for the same model and length, from memory or from the compilation
+# cache (tests/conftest.py). ClST's train step alone takes ~20 s to compile.
+LEARNING_RATE = 1e-3
+BATCH = 32
+
+
+def fit_state(model, length: int) -> TrainState:
+  """``fit``'s fresh state of ``model`` for (B, 2, length) inputs (seed 0), through fit's own
+  compiled initialisation."""
+  return loop.init_state(model, length=length, learning_rate=LEARNING_RATE, seed=0)
+
+
+def state_of(variables) -> TrainState:
+  """A fresh Adam state (fit's optimiser) around ``variables`` (params, batch_stats)."""
+  params = variables['params']
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    batch_stats=variables.get('batch_stats', {}),
+                    opt_state=_adam_init(LEARNING_RATE)(params))
 
 
 @functools.lru_cache(maxsize=None)
 def _adam_init(learning_rate: float):
-  return jax.jit(optax.adam(learning_rate).init)
+  return jax.jit(loop.optimizer(learning_rate).init)  # eager, it compiles one op per shape
 
 
-def adam_step(model, learning_rate: float = 1e-3):
-  """Jitted Adam step in train mode (dropout rng, mutable BatchNorm statistics):
-  ``(params, rest, opt, x, y, key) -> (params, rest, opt, loss, logits)``, where ``rest``
-  holds the non-parameter collections. The loss (mean cross-entropy) and the train-mode
-  logits are those of the parameters passed in. Cached per (model, learning rate), however
-  the rate is passed (``lru_cache`` alone keys ``f(m)`` and ``f(m, 1e-3)`` apart, and each
-  miss recompiled the step: 28 s for IQFormer)."""
-  return _adam_step(model, float(learning_rate))
+def fit_batch(num_classes: int, length: int, batch: int = BATCH, seed: int = 0):
+  """A (batch, 2, length) batch of N(0, 1) noise as fit's loader yields it: (x, y, mask),
+  NumPy, every row real; the labels cycle through the classes."""
+  rng = np.random.default_rng(seed)
+  x = rng.standard_normal((batch, 2, length)).astype(np.float32)
+  return x, np.arange(batch) % num_classes, np.ones(batch, bool)
 
 
-@functools.lru_cache(maxsize=None)
-def _adam_step(model, learning_rate: float):
-  tx = optax.adam(learning_rate)
+def step_from(model, state: TrainState, batch, key: int) -> tuple[TrainState, dict]:
+  """fit's train step (``loop.train_step_fn`` at fit's settings) from ``state`` on ``batch``
+  with dropout key ``key``: (new state, metrics). ``state`` stays usable (the step donates
+  its input, so it gets a copy)."""
+  step = loop.train_step_fn(model, LEARNING_RATE, batch[0].shape[-1])
+  return step(jax.device_put(jax.device_get(state)), *batch, jax.random.key(key), None)
 
-  def step(params, rest, opt, x, y, key):
-    def loss_fn(params):
-      out, new_rest = model.apply({'params': params, **rest}, x, train=True,
-                                  rngs={'dropout': key}, mutable=list(rest))
-      return optax.softmax_cross_entropy_with_integer_labels(out, y).mean(), (new_rest, out)
 
-    (loss, (new_rest, out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt = tx.update(grads, opt, params)
-    return optax.apply_updates(params, updates), new_rest, opt, loss, out
+def train_step_against_eval(model, state: TrainState, forward, length: int = 128):
+  """fit's train step from ``state`` on a ``fit_batch`` (times 3, plus 1), checked against
+  eval mode (``forward(variables, x)`` -> logits, the test's own jitted pass): eval mode repeats
+  exactly, the step's train-mode loss is not eval mode's, another dropout key gives another
+  loss, and the step changes every BatchNorm statistic.
 
-  return jax.jit(step)
+  Returns the BatchNorm statistics before the step (leaves) and the state after it.
+  """
+  x, y, mask = fit_batch(_num_classes(state.params), length)
+  x = x * 3 + 1  # off-centre: train mode's batch statistics are not the initial running ones
+  batch = x, y, mask
+  eval_logits = forward(state.variables, x)
+  np.testing.assert_array_equal(eval_logits, forward(state.variables, x))
+  eval_loss = float(optax.softmax_cross_entropy_with_integer_labels(eval_logits, y).mean())
+  after, metrics = step_from(model, state, batch, key=2)
+  assert not np.isclose(float(metrics['loss']), eval_loss), (metrics['loss'], eval_loss)
+  # Same batch statistics, another dropout rng: only dropout changes the loss.
+  assert float(step_from(model, state, batch, key=3)[1]['loss']) != float(metrics['loss'])
+  before = jax.tree.leaves(state.batch_stats)
+  # Exact inequality: a BatchNorm fed by another's output sees a batch mean of ~1e-8 (zero
+  # up to rounding), so its running mean moves by less than allclose's atol (KD-MobileNet's
+  # InvertedResidual_2 on an AVX2 CPU), but it does move.
+  assert before and all(not np.array_equal(u, w)
+                        for u, w in zip(before, jax.tree.leaves(after.batch_stats)))
+  return before, after
+
+
+def _num_classes(params) -> int:
+  return params['head']['bias'].shape[0]
+
+
+def training_losses(model, variables, length: int, steps: int = 6,
+                    rows: int = 12) -> list[float]:
+  """Losses of ``steps`` of fit's train steps from ``variables`` (dropout on, BatchNorm
+  statistics updated) on one fixed ``fit_batch`` of ``rows`` rows (``BATCH``: the program
+  test_batchnorm_eval.py compiles); a model that trains drives them down."""
+  state = state_of(variables)
+  batch = fit_batch(_num_classes(variables['params']), length, rows)
+  losses = []
+  for i in range(steps):
+    state, metrics = step_from(model, state, batch, key=i)
+    losses.append(float(metrics['loss']))
+  return losses
 
 
 def forward_with_dropout(model, variables, length: int, batch: int = 2):
@@ -80,47 +132,3 @@ def forward_with_dropout(model, variables, length: int, batch: int = 2):
   np.testing.assert_allclose(logits, head_of_emb, rtol=1e-5, atol=1e-6)
   assert not np.allclose(logits, train_logits)
   return logits, emb
-
-
-def train_step_against_eval(model, variables, x, y, forward):
-  """One Adam step in train mode from ``variables`` on ``(x, y)``, checked against eval mode
-  (``forward(variables, x)`` -> logits, the test's own jitted pass): eval mode repeats
-  exactly, train mode's logits differ from it, and the step changes every BatchNorm
-  statistic.
-
-  Returns the BatchNorm statistics before the step (leaves), the step's train-mode logits
-  and ``train_logits(key)``: those of the same step with dropout key ``key``.
-  """
-  eval_logits = forward(variables, x)
-  np.testing.assert_array_equal(eval_logits, forward(variables, x))
-  params = variables['params']
-  rest = {k: v for k, v in variables.items() if k != 'params'}
-  opt, step = adam_init()(params), adam_step(model)
-  _, updated, _, _, logits = step(params, rest, opt, x, y, jax.random.key(2))
-  assert not np.allclose(eval_logits, logits)
-  before = jax.tree.leaves(rest['batch_stats'])
-  after = jax.tree.leaves(updated['batch_stats'])
-  # Exact inequality: a BatchNorm fed by another's output sees a batch mean of ~1e-8 (zero
-  # up to rounding), so its running mean moves by less than allclose's atol (KD-MobileNet's
-  # InvertedResidual_2 on an AVX2 CPU), but it does move.
-  assert before and all(not np.array_equal(u, w) for u, w in zip(before, after))
-  return before, logits, lambda key: step(params, rest, opt, x, y, key)[-1]
-
-
-def training_losses(model, variables, length: int, steps: int = 6, batch: int = 12,
-                    learning_rate: float = 1e-3) -> list[float]:
-  """Losses of ``steps`` Adam steps from ``variables`` in train mode (dropout rng, mutable
-  BatchNorm statistics) on one fixed random batch; a model that trains drives them down."""
-  rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.standard_normal((batch, 2, length)), jnp.float32)
-  num_classes = variables['params']['head']['bias'].shape[0]
-  y = jnp.asarray(np.arange(batch) % num_classes)
-  params = variables['params']
-  opt = adam_init(learning_rate)(params)
-  rest = {k: v for k, v in variables.items() if k != 'params'}
-  step = adam_step(model, learning_rate)
-  losses = []
-  for i in range(steps):
-    params, rest, opt, loss, _ = step(params, rest, opt, x, y, jax.random.key(i))
-    losses.append(float(loss))
-  return losses
