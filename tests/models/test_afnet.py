@@ -3,12 +3,12 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from amrjax.errors import ConfigError
 from amrjax.models.afnet import (AFNet, AFUnit, FusionModule, fusion_parameter_count,
                                  lambda_softmax)
+from tests.models import zoo_checks
 
 
 def _count(params):
@@ -23,10 +23,11 @@ def _shapes(model, length, batch=2):
 
 @pytest.fixture(scope='module')
 def model_and_variables():
-  # The parameters do not depend on L, so one initialisation serves every length. Eager
-  # (not jitted) calls are cheaper here: nine identical units reuse each compiled op.
-  model = AFNet(5)
-  return model, model.init(jax.random.key(0), jnp.zeros((2, 2, 128)), train=False)
+  # The parameters do not depend on L, so one initialisation serves every length. fit's
+  # state at test_batchnorm_eval.py's settings (6 classes, L = 128): the initialisation and
+  # the train steps below are the programs fit compiles there (the compilation cache).
+  model = AFNet(6)
+  return model, zoo_checks.fit_state(model, 128).variables
 
 
 def test_lambda_softmax_temperature_form():
@@ -119,7 +120,7 @@ def test_forward_shapes_and_embedding(model_and_variables):
   model, variables = model_and_variables
   x = jax.random.normal(jax.random.key(1), (2, 2, 128))
   logits = model.apply(variables, x, train=False)
-  assert logits.shape == (2, 5) and np.isfinite(logits).all()
+  assert logits.shape == (2, 6) and np.isfinite(logits).all()
   emb = model.apply(variables, x, method='embed')
   assert emb.shape == (2, 48)
   via_head = model.apply(variables, x, method=lambda m, x: m.head(m.embed(x)))
@@ -136,7 +137,7 @@ def test_forward_at_longer_signals(model_and_variables, length):
   x = jax.random.normal(jax.random.key(1), (2, 2, length))
   logits = model.apply(variables, x)
   emb = model.apply(variables, x, method='embed')
-  assert logits.shape == (2, 5) and np.isfinite(logits).all()
+  assert logits.shape == (2, 6) and np.isfinite(logits).all()
   assert emb.shape == (2, 48) and np.isfinite(emb).all()
 
 
@@ -154,29 +155,8 @@ def test_batchnorm_train_differs_from_eval_and_updates(model_and_variables):
 
 
 def test_a_few_steps_lower_the_loss(model_and_variables):
-  model, variables = model_and_variables
-  rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.standard_normal((4, 2, 128)), jnp.float32)
-  y = jnp.asarray(np.arange(4) % 5)
-  tx = optax.adam(1e-3)
-  params, opt = variables['params'], tx.init(variables['params'])
-  rest = {k: v for k, v in variables.items() if k != 'params'}
-
-  def loss_fn(params, rest):
-    out, rest = model.apply({'params': params, **rest}, x, train=True, mutable=list(rest))
-    return optax.softmax_cross_entropy_with_integer_labels(out, y).mean(), rest
-
-  # The unoptimised CPU backend compiles this graph about a third faster; the batch is tiny.
-  @functools.partial(jax.jit, compiler_options={'xla_backend_optimization_level': 0})
-  def step(params, opt, rest):
-    (loss, rest), g = jax.value_and_grad(loss_fn, has_aux=True)(params, rest)
-    updates, opt = tx.update(g, opt, params)
-    return optax.apply_updates(params, updates), opt, rest, loss
-
-  losses = []
-  for _ in range(8):
-    params, opt, rest, loss = step(params, opt, rest)
-    losses.append(float(loss))
+  losses = zoo_checks.training_losses(*model_and_variables, 128, steps=8,
+                                      rows=zoo_checks.BATCH)
   assert np.isfinite(losses).all() and losses[-1] < losses[0]
 
 

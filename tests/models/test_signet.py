@@ -6,7 +6,8 @@ import pytest
 from amrjax import models
 from amrjax.errors import ConfigError
 from amrjax.models.signet import SigNet, s2m, s2m_side
-from tests.models.zoo_checks import count, init, shapes, training_losses
+from tests.models import zoo_checks
+from tests.models.zoo_checks import count, shapes, training_losses
 
 
 def _s2m_reference(x):
@@ -72,9 +73,11 @@ def test_stage_layout():
 
 @pytest.fixture(scope='module')
 def signet():
-  """One initialisation shared by the tests below (initialising is the slow part on CPU)."""
-  model = SigNet(3)
-  return model, init(model, 128)
+  """fit's state at test_batchnorm_eval.py's settings (6 classes, L = 128), as variables: the
+  initialisation and the train steps below are the programs fit compiles there (the
+  compilation cache)."""
+  model = SigNet(6)
+  return model, zoo_checks.fit_state(model, 128).variables
 
 
 @pytest.mark.parametrize('length', [128, 1024])
@@ -82,7 +85,7 @@ def test_forward_and_embedding_with_the_same_weights_at_any_length(signet, lengt
   model, variables = signet
   x = jax.random.normal(jax.random.key(1), (2, 2, length))
   logits = model.apply(variables, x)
-  assert logits.shape == (2, 3) and np.isfinite(logits).all()
+  assert logits.shape == (2, 6) and np.isfinite(logits).all()
   emb = model.apply(variables, x, method='embed')
   assert emb.shape == (2, 128) and float(jnp.min(emb)) >= 0.0  # mean of ReLU maps
   head = variables['params']['head']
@@ -102,5 +105,5 @@ def test_batchnorm_uses_batch_statistics_in_training_and_updates_them(signet):
 
 
 def test_a_few_steps_lower_the_loss(signet):
-  losses = training_losses(*signet, 128)
+  losses = training_losses(*signet, 128, rows=zoo_checks.BATCH)
   assert losses[-1] < losses[0]
