@@ -1,4 +1,5 @@
-"""End-to-end: the DUSE driver at tiny size, and its one-line errors."""
+"""End-to-end: the DUSE driver at tiny size, and its one-line errors (the refused commands
+run in one process, ``tests.helpers.driver_runs``; the resume test refuses one for real)."""
 
 import json
 import os
@@ -15,7 +16,7 @@ from amrjax.data import formats, specs, synth
 from amrjax.errors import ConfigError
 from amrjax.experiments import duse
 from amrjax.protocols import expansion
-from tests.helpers import assert_report, one_line_error
+from tests.helpers import assert_report, driver_runs, one_line_error
 from tests.xla_env import xla_flags
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,58 +116,90 @@ def test_protocol_flags_reach_the_config_and_a_killed_run_resumes_to_the_same_re
   assert 'holds a run with a different configuration (differs in: batch_size)' in line
 
 
-def test_unknown_dataset_is_one_line(tmp_path):
-  line = one_line_error(_run('--dataset=cifar10', f'--workdir={tmp_path / "w"}'))
-  assert "unknown dataset 'cifar10'; choose one of" in line
-
-
-def test_malicious_pickle_is_one_line(tmp_path):
+def _refused_commands(folder: Path) -> dict[str, list[str]]:
+  """The arguments of commands the driver must refuse with one line, by name; their input
+  files are written under ``folder``."""
   spec = specs.get_spec('rml2016.10a')
-  (tmp_path / spec.file_name).write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")
-  line = one_line_error(_run('--dataset=rml2016.10a', f'--data_dir={tmp_path}',
-                              f'--workdir={tmp_path / "w"}', cwd=REPO))
-  assert 'refusing to unpickle' in line and 'do not use it' in line
-  assert not (REPO / 'pwned').exists()
-
-
-def test_corrupt_and_missing_files_are_one_line(tmp_path):
-  spec = specs.get_spec('rml2016.10a')
-  good = formats.write_rml2016_pickle(tmp_path / 'full.pkl', {
+  for name in ('pickle', 'corrupt', 'nan', 'empty'):
+    (folder / name).mkdir()
+  (folder / 'pickle' / spec.file_name).write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")
+  good = formats.write_rml2016_pickle(folder / 'full.pkl', {
       ('BPSK', 12): np.zeros((5, 2, 128), np.float32)})
-  (tmp_path / spec.file_name).write_bytes(good.read_bytes()[:300])
-  line = one_line_error(_run('--dataset=rml2016.10a', f'--data_dir={tmp_path}',
-                              f'--workdir={tmp_path / "w"}'))
-  assert 'truncated or corrupt' in line and 'download it again' in line
-
-
-def test_nan_samples_are_refused_with_their_count(tmp_path):
-  spec = specs.get_spec('rml2016.10a')
+  (folder / 'corrupt' / spec.file_name).write_bytes(good.read_bytes()[:300])
   cells = {(spec.names_in_file[c], int(snr)): x
            for c, snr, x in synth.iter_cells(spec, count_per_cell=2, seed=0)}
   first = next(iter(cells))
   cells[first][0, 1, 7] = np.nan
   cells[first][1, 0, 3] = np.inf
-  formats.write_rml2016_pickle(tmp_path / spec.file_name, cells)
-  line = one_line_error(_run('--dataset=rml2016.10a', f'--data_dir={tmp_path}',
-                              f'--workdir={tmp_path / "w"}'))
+  formats.write_rml2016_pickle(folder / 'nan' / spec.file_name, cells)
+  return {
+      'unknown_dataset': ['--dataset=cifar10'],
+      'malicious_pickle': ['--dataset=rml2016.10a', f'--data_dir={folder / "pickle"}'],
+      'corrupt_file': ['--dataset=rml2016.10a', f'--data_dir={folder / "corrupt"}'],
+      'nan_samples': ['--dataset=rml2016.10a', f'--data_dir={folder / "nan"}'],
+      'missing_real_file': ['--dataset=rml2018.01a', f'--data_dir={folder / "empty"}',
+                            '--noallow_synthetic'],
+      'processes_without_a_coordinator': ['--num_processes=2'],
+      'bad_rate': ['--rates=4'],
+      'option_without_value': ['--strategy_option=forgetting'],
+      'option_out_of_range': ['--strategy_option=grand.runs=0'],
+  }
+
+
+@pytest.fixture(scope='module')
+def refused_folder(tmp_path_factory) -> Path:
+  return tmp_path_factory.mktemp('refused')
+
+
+@pytest.fixture(scope='module')
+def refused(refused_folder) -> dict:
+  """Each refused command's exit status and stderr, all run in one process, each with its
+  --workdir under ``refused_folder / 'runs'``."""
+  commands = _refused_commands(refused_folder)
+  runs = driver_runs('duse', [[*args, f'--workdir={refused_folder / "runs" / name}']
+                              for name, args in commands.items()], env=_env())
+  return dict(zip(commands, runs))
+
+
+def test_unknown_dataset_is_one_line(refused):
+  line = one_line_error(refused['unknown_dataset'])
+  assert "unknown dataset 'cifar10'; choose one of" in line
+
+
+def test_malicious_pickle_is_one_line(refused):
+  line = one_line_error(refused['malicious_pickle'])
+  assert 'refusing to unpickle' in line and 'do not use it' in line
+  assert not (REPO / 'pwned').exists()
+
+
+def test_corrupt_files_are_one_line(refused):
+  line = one_line_error(refused['corrupt_file'])
+  assert 'truncated or corrupt' in line and 'download it again' in line
+
+
+def test_nan_samples_are_refused_with_their_count(refused):
+  line = one_line_error(refused['nan_samples'])
   assert '2 of 440 vectors hold NaN or infinite values (first sample ids: [0, 1])' in line
   assert '--drop_nonfinite' in line
 
 
-def test_missing_real_file_is_one_line_when_synthetic_is_not_allowed(tmp_path):
-  line = one_line_error(_run('--dataset=rml2018.01a', f'--data_dir={tmp_path}',
-                              '--noallow_synthetic', f'--workdir={tmp_path / "w"}'))
+def test_missing_real_file_is_one_line_when_synthetic_is_not_allowed(refused):
+  line = one_line_error(refused['missing_real_file'])
   assert 'no rml2018.01a file in' in line and 'GOLD_XYZ_OSC.0001_1024.hdf5' in line
 
 
-def test_processes_without_a_coordinator_is_one_line(tmp_path):
-  line = one_line_error(_run('--num_processes=2', f'--workdir={tmp_path / "w"}'))
+def test_processes_without_a_coordinator_is_one_line(refused):
+  line = one_line_error(refused['processes_without_a_coordinator'])
   assert '--num_processes=2 needs --coordinator_address' in line
 
 
-def test_bad_rate_is_one_line(tmp_path):
-  line = one_line_error(_run('--rates=4', f'--workdir={tmp_path / "w"}'))
+def test_bad_rate_is_one_line(refused):
+  line = one_line_error(refused['bad_rate'])
   assert 'expansion rate must be in (0, 1]' in line
+
+
+def test_no_refused_command_left_a_run_directory(refused, refused_folder):
+  assert not (refused_folder / 'runs').exists()
 
 
 def test_presets_and_overrides():
@@ -190,10 +223,10 @@ def test_study_preset_is_the_papers_scale_with_the_1d_cnn():
   assert study.model == 'cnn1d' and study.methods == duse.expand_methods(['table1'])
 
 
-def test_malformed_strategy_options_are_one_line(tmp_path):
-  line = one_line_error(_run('--strategy_option=forgetting', f'--workdir={tmp_path / "w"}'))
+def test_malformed_strategy_options_are_one_line(refused):
+  line = one_line_error(refused['option_without_value'])
   assert 'is not STRATEGY.OPTION=VALUE' in line
-  line = one_line_error(_run('--strategy_option=grand.runs=0', f'--workdir={tmp_path / "w2"}'))
+  line = one_line_error(refused['option_out_of_range'])
   assert 'runs must be a whole number of at least 1' in line
 
 
