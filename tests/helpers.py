@@ -35,7 +35,7 @@ def write_rml2016_without_cells(folder, missing, per_cell=1):
 REPO = Path(__file__).resolve().parents[1]
 
 # Runs experiments.<argv[1]> once per argument list of the JSON argv[2], in this one process,
-# its flags reset in between, and prints each run's exit status and stderr as JSON.
+# its flags reset in between, and prints each run's exit status, stdout and stderr as JSON.
 _DRIVER_RUNS = textwrap.dedent('''
     import contextlib, importlib, io, json, sys, traceback
     from absl import flags
@@ -46,8 +46,8 @@ _DRIVER_RUNS = textwrap.dedent('''
     for args in runs:
       flags.FLAGS.unparse_flags()
       sys.argv = [name, *args]
-      err, code = io.StringIO(), 0
-      with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+      out, err, code = io.StringIO(), io.StringIO(), 0
+      with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try:
           common.main(driver.main)
         except SystemExit as e:
@@ -55,7 +55,7 @@ _DRIVER_RUNS = textwrap.dedent('''
         except Exception:
           traceback.print_exc()
           code = 1
-      results.append({'returncode': code, 'stderr': err.getvalue()})
+      results.append({'returncode': code, 'stdout': out.getvalue(), 'stderr': err.getvalue()})
     print('RESULTS ' + json.dumps(results))
     ''')
 
@@ -64,8 +64,9 @@ def driver_runs(driver: str, runs: list[list[str]], *, env: dict,
                 timeout: float = 300) -> list[types.SimpleNamespace]:
   """``python -m experiments.<driver> *args`` for each ``args`` of ``runs``, all in one
   subprocess (one Python and JAX start-up, ~2.5 s, instead of one per run): each run's
-  ``returncode`` and ``stderr`` (what Python wrote to it), for :func:`one_line_error`. For
-  runs that stop at a user error; the real command-line path is tested per driver too."""
+  ``returncode``, ``stdout`` and ``stderr`` (what Python wrote to them), as
+  :func:`one_line_error` reads a process. For short runs (refused commands, printed
+  tables); the real command line is tested per driver too."""
   proc = subprocess.run([sys.executable, '-c', _DRIVER_RUNS, driver, json.dumps(runs)],
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
   line = next((l for l in proc.stdout.splitlines() if l.startswith('RESULTS ')), None)
