@@ -35,7 +35,7 @@ def _run(*args, cwd=REPO, timeout=300, devices=1):
 
 def test_driver_smoke(tmp_path):
   workdir = tmp_path / 'run'
-  proc = _run('--dataset=rml2016.10a', '--synthetic_per_cell=30',
+  proc = _run('--dataset=rml2016.10a', '--synthetic_per_cell=15', '--target_fraction=0.025',
               f'--cache_dir={tmp_path / "cache"}', f'--data_dir={tmp_path / "data"}',
               '--rates=0.05', '--seeds=0', '--rounds=2', '--round_epochs=1',
               '--final_epochs=1', '--batch_size=32', f'--workdir={workdir}')
@@ -74,7 +74,8 @@ def test_protocol_flags_reach_the_config_and_a_killed_run_resumes_to_the_same_re
   are recorded, and DUSE's rounds take the geometric budgets; killed and resumed on 3 CPU
   devices, the run equals an uninterrupted one on 1. (One test, so that the uninterrupted
   run is trained once.)"""
-  args = ['--dataset=rml2016.10a', '--synthetic_per_cell=30', f'--cache_dir={tmp_path / "cache"}',
+  args = ['--dataset=rml2016.10a', '--synthetic_per_cell=15', '--target_fraction=0.025',
+          f'--cache_dir={tmp_path / "cache"}',
           f'--data_dir={tmp_path / "data"}', '--rates=0.05', '--seeds=0', '--rounds=2',
           '--methods=target,duse', '--round_epochs=1', '--final_epochs=1', '--batch_size=32',
           '--budget_split=geometric', '--strategy_option=Forgetting.never_learned=0',
