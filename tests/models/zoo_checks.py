@@ -52,7 +52,7 @@ def state_of(variables) -> TrainState:
 
 @functools.lru_cache(maxsize=None)
 def _adam_init(learning_rate: float):
-  return jax.jit(loop.optimizer(learning_rate).init)  # eager, it compiles one op per shape
+  return jax.jit(loop.optimizer(learning_rate).init)  # op by op: a compile per leaf shape
 
 
 def fit_batch(num_classes: int, length: int, batch: int = BATCH, seed: int = 0):
@@ -71,17 +71,18 @@ def step_from(model, state: TrainState, batch, key: int) -> tuple[TrainState, di
   return step(jax.device_put(jax.device_get(state)), *batch, jax.random.key(key), None)
 
 
-def train_step_against_eval(model, state: TrainState, forward, length: int = 128):
+def train_step_against_eval(model, state: TrainState, length: int = 128):
   """fit's train step from ``state`` on a ``fit_batch`` (times 3, plus 1), checked against
-  eval mode (``forward(variables, x)`` -> logits, the test's own jitted pass): eval mode repeats
-  exactly, the step's train-mode loss is not eval mode's, another dropout key gives another
-  loss, and the step changes every BatchNorm statistic.
+  eval mode (``loop.logits_fn``): eval mode repeats exactly, the step's train-mode loss is
+  not eval mode's, another dropout key gives another loss (so ``model`` must use dropout),
+  and the step changes every BatchNorm statistic.
 
   Returns the BatchNorm statistics before the step (leaves) and the state after it.
   """
   x, y, mask = fit_batch(_num_classes(state.params), length)
   x = x * 3 + 1  # off-centre: train mode's batch statistics are not the initial running ones
   batch = x, y, mask
+  forward = loop.logits_fn(model)
   eval_logits = forward(state.variables, x)
   np.testing.assert_array_equal(eval_logits, forward(state.variables, x))
   eval_loss = float(optax.softmax_cross_entropy_with_integer_labels(eval_logits, y).mean())
