@@ -17,10 +17,6 @@ def _normal(*shape, seed=1):
   return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
 
 
-def _init(model, length):
-  return model.init(jax.random.key(0), jnp.zeros((2, 2, length)), train=False)
-
-
 # fit's state at test_batchnorm_eval.py's settings (6 classes, L = 128): the initialisation
 # and the train steps below are the programs fit compiles there (the compilation cache).
 @pytest.fixture(scope='module')
@@ -96,7 +92,7 @@ def test_rml2018_length_runs_the_long_configuration():
   assert model.depths == (3, 3, 3) and model.drop_path_rate == 0.2
   assert for_length(11, 128).depths == (2, 3, 2) and for_length(11, 128).drop_path_rate == 0
   # Shapes only (jax.eval_shape compiles nothing): the 128-sample model's tests run the code.
-  variables = jax.eval_shape(lambda: _init(model, 1024))
+  variables = zoo_checks.shapes(model, 1024)
   logits, emb, _, _ = jax.eval_shape(_forward(model), variables,
                                      jax.ShapeDtypeStruct((2, 2, 1024), jnp.float32))
   assert logits.shape == (2, 24) and emb.shape == (2, 64)
@@ -162,6 +158,7 @@ def test_train_mode_differs_and_gradients_are_finite(iqformer6):
   model, state = iqformer6
   before, after = zoo_checks.train_step_against_eval(model, state)
   assert len(before) == 2 * (6 + 7 + 3)  # model-level, one per block, the encoders' FCN norms
+  assert all(not np.allclose(u, w) for u, w in zip(before, jax.tree.leaves(after.batch_stats)))
   # Adam moves a parameter only where its gradient is non-zero, and by a finite amount only
   # where the gradient is finite: every leaf moved (every parameter is used) and finitely.
   for old_leaf, new_leaf in zip(jax.tree.leaves(state.params), jax.tree.leaves(after.params)):
