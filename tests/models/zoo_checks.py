@@ -17,16 +17,21 @@ def count(params) -> int:
   return models.parameter_count(params)
 
 
+def _variables(model, length: int, batch: int, key):
+  return model.init(key, jnp.zeros((batch, 2, length)), train=False)
+
+
 def init(model, length: int, batch: int = 2):
-  """Variables of ``model`` for (batch, 2, length) inputs, initialised under ``jax.jit``: for
-  every model whose tests use this, one compile is quicker than op by op's many."""
-  return jax.jit(lambda key: model.init(key, jnp.zeros((batch, 2, length)), train=False))(
-      jax.random.key(0))
+  """Variables of ``model`` for (batch, 2, length) inputs, initialised under ``jax.jit`` with
+  the library's initialisation options (``loop.INIT_COMPILER_OPTIONS``): for every model
+  whose tests use this, one compile is quicker than op by op's many."""
+  return jax.jit(functools.partial(_variables, model, length, batch),
+                 compiler_options=loop.INIT_COMPILER_OPTIONS)(jax.random.key(0))
 
 
 def shapes(model, length: int):
   """``init``'s shapes and dtypes, without compiling or running anything."""
-  return jax.eval_shape(lambda: init(model, length))
+  return jax.eval_shape(functools.partial(_variables, model, length, 2), jax.random.key(0))
 
 
 # fit's settings (and test_batchnorm_eval.py's): a step at them on a BATCH-row batch runs the

@@ -12,6 +12,7 @@ from amrjax.train import (TrainConfig, TrainingDivergedError, WeightedCrossEntro
 from amrjax.seeding import derive_seed
 from amrjax.train.batchnorm import population_batch_stats
 from amrjax.train.loop import RUNNING, accuracy_report, optimizer, train_step_fn
+from amrjax.train.state import create_state
 
 
 def _easy_pool(n_per_class=32, seed=0):
@@ -30,6 +31,22 @@ def test_fit_learns_an_easy_task_and_continues_from_a_state():
   assert evaluate(model, state.variables, pool).accuracy > 0.7  # chance: 0.5
   state, more = fit(model, pool, TrainConfig(epochs=1, batch_size=16), seed=1, state=state)
   assert more[0]['steps'] == 7 * 4  # 4 steps per epoch, continued from step 24
+
+
+@pytest.mark.parametrize('name', ['cnn1d', 'lstm2'])
+def test_initialisation_at_its_compiler_options_is_the_default_levels_bit_for_bit(name):
+  """``init_state`` compiles at XLA optimisation level 1 (``INIT_COMPILER_OPTIONS``) for a
+  faster compile; the variables must be those of XLA's default level (a BatchNorm model and
+  one with orthogonal recurrent kernels, whose QR differs at level 0: this check fails there)."""
+  model = models.get(name, 6, 128)
+  state = init_state(model, length=128, learning_rate=1e-3, seed=3)
+  tx = optimizer(1e-3)
+  default = jax.jit(lambda key: create_state(model, tx, length=128, key=key))(
+      jax.random.key(3))
+  leaves, want = jax.tree.leaves(state), jax.tree.leaves(default)
+  assert len(leaves) == len(want) > 0
+  for got, expected in zip(leaves, want):
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_padded_rows_do_not_change_the_loss():
