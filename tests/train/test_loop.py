@@ -36,8 +36,9 @@ def test_fit_learns_an_easy_task_and_continues_from_a_state():
 @pytest.mark.parametrize('name', ['cnn1d', 'lstm2'])
 def test_initialisation_at_its_compiler_options_is_the_default_levels_bit_for_bit(name):
   """``init_state`` compiles at XLA optimisation level 1 (``INIT_COMPILER_OPTIONS``) for a
-  faster compile; the variables must be those of XLA's default level (a BatchNorm model and
-  one with orthogonal recurrent kernels, whose QR differs at level 0: this check fails there)."""
+  faster compile; the variables must be those of XLA's default level (a BatchNorm model,
+  and one with orthogonal recurrent kernels, which differ at level 0: this check fails
+  there)."""
   model = models.get(name, 6, 128)
   state = init_state(model, length=128, learning_rate=1e-3, seed=3)
   tx = optimizer(1e-3)
