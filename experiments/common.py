@@ -1,5 +1,12 @@
 """What every driver shares: the data flags, error reporting, flags made from a config
-dataclass, preset-aware flag overrides, many processes.
+dataclass, preset-aware flag overrides, many processes, and :class:`Driver`, which runs a
+driver from the command line or in-process.
+
+A driver defines its flags when it runs, not when it is imported: ``Driver.main(argv)``
+defines them on a fresh ``absl.flags.FlagValues`` each call, so two drivers (or one driver
+twice) can run in one process, as the tests do; ``python -m experiments.<driver>`` defines
+them on absl's global ``FLAGS`` and runs under ``absl.app.run``, which adds ``--help``,
+``--helpfull`` and absl's own flags.
 
 Every setting of an experiment is a field of its config dataclass (``DuseConfig``,
 ``CoresetConfig``, ...), documented in the ``Attributes:`` section of its docstring; a
@@ -24,8 +31,9 @@ import sys
 import time
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from absl import app, flags, logging
 
@@ -87,44 +95,36 @@ def _flag_kind(annotation) -> tuple[type, bool]:
   return annotation, False
 
 
-def define_flag(name: str, annotation, help: str) -> None:
+def define_flag(flag_values: flags.FlagValues, name: str, annotation, help: str,
+                module_name: str | None = None) -> None:
   """Defines ``--name`` of the type a config field's ``annotation`` names, default None (so
   :func:`config_overrides` sees only what the command line gives): ``bool`` a boolean
   (``--name`` / ``--noname``), ``int``, ``float`` and ``str`` a value of that type,
   ``tuple[X, ...]`` a comma separated list parsed to a tuple of X, and ``int | None`` or
   ``float | None`` a value or 'none' / 'all' for None. A value of the wrong type is a flag
   parsing error (one line and exit status 2 under :func:`parse_flags`). Another type is a
-  ``TypeError``: skip the field or write its flag by hand."""
+  ``TypeError``: skip the field or write its flag by hand. ``module_name``: the module the
+  flag is listed under in ``--help`` (default: the driver module defining it)."""
+  fv = dict(flag_values=flag_values, module_name=module_name)
   kind, optional = _flag_kind(annotation)
   element = typing.get_args(kind)
   if kind is bool and not optional:
-    flags.DEFINE_boolean(name, None, help)
+    flags.DEFINE_boolean(name, None, help, **fv)
   elif kind in (int, float) and optional:
-    flags.DEFINE(_OptionalParser(kind), name, None, help)
+    flags.DEFINE(_OptionalParser(kind), name, None, help, **fv)
   elif kind is int:
-    flags.DEFINE_integer(name, None, help)
+    flags.DEFINE_integer(name, None, help, **fv)
   elif kind is float:
-    flags.DEFINE_float(name, None, help)
+    flags.DEFINE_float(name, None, help, **fv)
   elif kind is str:
-    flags.DEFINE_string(name, None, help)
+    flags.DEFINE_string(name, None, help, **fv)
   elif (typing.get_origin(kind) is tuple and not optional and len(element) == 2
         and element[1] is Ellipsis and element[0] in _KINDS):
     flags.DEFINE(_TupleParser(element[0]), name, None, help,
-                 serializer=flags.CsvListSerializer(','))
+                 serializer=flags.CsvListSerializer(','), **fv)
   else:
     raise TypeError(f'--{name}: no flag type for {annotation!r}; skip the field or write '
                     'its flag by hand')
-
-
-flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 of a multi-process '
-                    'run (jax.distributed); unset: one process.')
-flags.DEFINE_integer('num_processes', 1, 'Processes in the multi-process run.')
-flags.DEFINE_integer('process_id', 0, 'This process, 0..num_processes-1.')
-flags.DEFINE_boolean('report', True, 'Write report.md and its plots into the run directory '
-                     'at the end (python -m experiments.report RUN_DIR writes them later).')
-flags.DEFINE_enum('progress', 'auto', list(progress.MODES), 'Progress of long loops on '
-                  'stderr: auto = a bar on a terminal, plain lines every 30 s otherwise; '
-                  'bar, plain or off (default: $AMRJAX_PROGRESS, else auto).')
 
 
 def attribute_docs(cls: type) -> dict[str, str]:
@@ -165,19 +165,39 @@ def flag_help(text: str) -> str:
   return text if text.endswith(('.', '!', '?')) else f'{text}.'
 
 
-# The data settings every config inherits (amrjax.experiments.common.DataSettings) are one
-# set of flags, defined here from that class's docstring and shared by every driver;
-# define_config_flags reuses them instead of defining them again.
+# The data settings every config inherits (amrjax.experiments.common.DataSettings): one set
+# of flags, shared by every driver, listed under this module (--helpfull).
 SHARED_FLAGS = tuple(field.name for field in dataclasses.fields(config_common.DataSettings))
-for _name, _text in attribute_docs(config_common.DataSettings).items():
-  define_flag(_name, typing.get_type_hints(config_common.DataSettings)[_name], flag_help(_text))
 
-# The flags define_config_flags defines below belong to the driver that calls it (its
-# --help lists them), not to this module.
+
+def define_shared_flags(flag_values: flags.FlagValues) -> None:
+  """The flags every driver has, listed under this module: many processes
+  (``--coordinator_address``, ``--num_processes``, ``--process_id``), ``--report``,
+  ``--progress`` and the data settings of :data:`SHARED_FLAGS` (help from the
+  ``DataSettings`` docstring)."""
+  fv = dict(flag_values=flag_values, module_name=__name__)
+  flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 of a '
+                      'multi-process run (jax.distributed); unset: one process.', **fv)
+  flags.DEFINE_integer('num_processes', 1, 'Processes in the multi-process run.', **fv)
+  flags.DEFINE_integer('process_id', 0, 'This process, 0..num_processes-1.', **fv)
+  flags.DEFINE_boolean('report', True, 'Write report.md and its plots into the run directory '
+                       'at the end (python -m experiments.report RUN_DIR writes them later).',
+                       **fv)
+  flags.DEFINE_enum('progress', 'auto', list(progress.MODES), 'Progress of long loops on '
+                    'stderr: auto = a bar on a terminal, plain lines every 30 s otherwise; '
+                    'bar, plain or off (default: $AMRJAX_PROGRESS, else auto).', **fv)
+  hints = typing.get_type_hints(config_common.DataSettings)
+  for name, text in attribute_docs(config_common.DataSettings).items():
+    define_flag(flag_values, name, hints[name], flag_help(text), module_name=__name__)
+
+
+# The flags the functions below define belong to the driver that calls them (its --help
+# lists them), not to this module.
 flags.disclaim_key_flags()
 
 
-def define_config_flags(config_cls: type, *, skip: Iterable[str]) -> tuple[str, ...]:
+def define_config_flags(flag_values: flags.FlagValues, config_cls: type, *,
+                        skip: Iterable[str]) -> tuple[str, ...]:
   """One flag per field of the config dataclass ``config_cls``, for a driver: named as the
   field, typed by its annotation (:func:`define_flag`), its help the field's entry in the
   docstring's ``Attributes:`` section, default None, so that only the flags given on the
@@ -205,40 +225,45 @@ def define_config_flags(config_cls: type, *, skip: Iterable[str]) -> tuple[str, 
       if not docs.get(name):
         raise ValueError(f'{config_cls.__name__}.{name} has no entry in the Attributes section '
                          f'of its docstring (the help of --{name})')
-      define_flag(name, hints[name], flag_help(docs[name]))
+      define_flag(flag_values, name, hints[name], flag_help(docs[name]))
     names.append(name)
   return tuple(names)
 
 
-def define_driver_flags(config_cls: type, presets: Mapping[str, dict], *,
-                        dataset: str, dataset_help: str, preset_help: str,
-                        skip: Iterable[str] = ()) -> tuple[str, ...]:
-  """The flags of an experiment driver: ``--dataset`` (default ``dataset``), ``--preset``
-  (one of ``presets``, default quick), ``--workdir`` (default ``runs/<kind>/...``, the kind
-  that :func:`run_config` is given) and one flag per other field of ``config_cls`` but
-  ``skip`` (:func:`define_config_flags`). Returns the names of the fields' flags."""
-  flags.DEFINE_string('dataset', dataset, dataset_help)
-  flags.DEFINE_enum('preset', 'quick', list(presets), preset_help)
+def define_driver_flags(flag_values: flags.FlagValues, config_cls: type,
+                        presets: Mapping[str, dict], *, dataset: str, dataset_help: str,
+                        preset_help: str, skip: Iterable[str] = ()) -> tuple[str, ...]:
+  """The flags of an experiment driver: the shared ones (:func:`define_shared_flags`),
+  ``--dataset`` (default ``dataset``), ``--preset`` (one of ``presets``, default quick),
+  ``--workdir`` (default ``runs/<kind>/...``, the kind that :func:`run_config` is given)
+  and one flag per other field of ``config_cls`` but ``skip``
+  (:func:`define_config_flags`). Returns the names of the fields' flags."""
+  define_shared_flags(flag_values)
+  flags.DEFINE_string('dataset', dataset, dataset_help, flag_values=flag_values)
+  flags.DEFINE_enum('preset', 'quick', list(presets), preset_help, flag_values=flag_values)
   # One definition serves several drivers (experiments.crossarch runs on duse's flags), so
   # the help names the driver generically.
   flags.DEFINE_string('workdir', None, 'Run directory; default runs/<driver>/<dataset>-'
-                      '<preset>-<time>, <driver> being the name after experiments. in the command.')
-  return define_config_flags(config_cls, skip=('dataset', 'preset', *skip))
+                      '<preset>-<time>, <driver> being the name after experiments. in the command.',
+                      flag_values=flag_values)
+  return define_config_flags(flag_values, config_cls, skip=('dataset', 'preset', *skip))
 
 
-def define_study_flags(study) -> None:
-  """The flags of a study driver: ``--workdir`` (the study folder, default
-  ``study.DEFAULT_WORKDIR``) and ``--run`` (named runs of ``study.RUNS``)."""
+def define_study_flags(flag_values: flags.FlagValues, study) -> None:
+  """The flags of a study driver: the shared ones (:func:`define_shared_flags`),
+  ``--workdir`` (the study folder, default ``study.DEFAULT_WORKDIR``) and ``--run`` (named
+  runs of ``study.RUNS``)."""
+  define_shared_flags(flag_values)
   flags.DEFINE_string('workdir', study.DEFAULT_WORKDIR, 'The study folder: one run directory '
-                      'per named run.')
+                      'per named run.', flag_values=flag_values)
   flags.DEFINE_list('run', [], 'Named runs to run (or resume) first, in order, or "all": '
-                    + ', '.join(study.RUNS) + '.')
+                    + ', '.join(study.RUNS) + '.', flag_values=flag_values)
 
 
-def config_overrides(names: Iterable[str]) -> dict:
+def config_overrides(flag_values: flags.FlagValues, names: Iterable[str]) -> dict:
   """``{name: value}`` of the flags among ``names`` given on the command line; the others
   keep the preset's value."""
-  return {name: flags.FLAGS[name].value for name in names if flags.FLAGS[name].present}
+  return {name: flag_values[name].value for name in names if flag_values[name].present}
 
 
 def strategy_options(items: Iterable[str], base: dict | None = None) -> dict:
@@ -271,9 +296,8 @@ def default_workdir(kind: str, dataset: str, preset: str) -> str:
   return f'runs/{kind}/{dataset}-{preset}-{time.strftime("%Y%m%d-%H%M%S")}'
 
 
-def start_distributed() -> None:
+def start_distributed(f: flags.FlagValues) -> None:
   """Joins the jax.distributed job the flags describe (nothing without a coordinator)."""
-  f = flags.FLAGS
   if f.coordinator_address:
     parallel.initialize_distributed(f.coordinator_address, f.num_processes, f.process_id)
   elif f.num_processes != 1:
@@ -281,64 +305,90 @@ def start_distributed() -> None:
                       '(host:port of process 0)')
 
 
-def parse_flags(argv: list[str]) -> list[str]:
+def parse_flags(argv: Sequence[str], flag_values: flags.FlagValues = flags.FLAGS
+                ) -> list[str]:
   """absl's flag parsing under the drivers' one rule for user errors: a bad or unknown flag
   (``--preset=x``, ``--progress=x``, ``--epochs=ten``) is one line on stderr and exit
   status 2, as every other user error (absl itself exits 1 with two lines)."""
   try:
-    return flags.FLAGS(argv)
+    return flag_values(list(argv))
   except flags.Error as e:
     print(f'error: {" ".join(str(e).split())}; see --help for the flags', file=sys.stderr)
     sys.exit(2)
 
 
-def main(driver_main: Callable[[list[str]], None]) -> None:
-  """``absl.app.run(driver_main)`` with :func:`parse_flags`: every driver's entry point."""
-  app.run(driver_main, flags_parser=parse_flags)
+@dataclasses.dataclass(frozen=True)
+class Driver:
+  """A command-line driver: ``define(flag_values)`` defines its flags on ``flag_values`` and
+  returns what ``body`` needs of them; ``body(flag_values, defined, argv)`` runs it with the
+  parsed flags and the arguments left after them (``argv[0]`` the program name)."""
+
+  define: Callable[[flags.FlagValues], Any]
+  body: Callable[[flags.FlagValues, Any, list[str]], None]
+
+  def main(self, argv: Sequence[str]) -> None:
+    """Runs the driver on the command line ``argv`` (``argv[0]`` the program name, as in
+    ``sys.argv``) in this process, its flags defined on a fresh ``FlagValues``. A user
+    error prints one line on stderr and raises ``SystemExit(2)``."""
+    argv = list(argv)
+    if not argv or argv[0].startswith('-'):
+      raise ValueError(f'argv[0] is the program name, as in sys.argv; got {argv[:1]}')
+    flag_values = flags.FlagValues()
+    defined = self.define(flag_values)
+    rest = parse_flags(argv, flag_values)
+    self.body(flag_values, defined, rest)
+
+  def script(self) -> None:
+    """The ``python -m`` entry point: the flags defined on absl's global ``FLAGS``, run by
+    ``absl.app.run`` (``--help``, ``--helpfull``, absl's own flags)."""
+    defined = self.define(flags.FLAGS)
+    app.run(lambda argv: self.body(flags.FLAGS, defined, argv), flags_parser=parse_flags)
 
 
-def run_reporting_errors(main: Callable[[], None]) -> None:
+def run_reporting_errors(flag_values: flags.FlagValues, main: Callable[[], None]) -> None:
   """Runs ``main``; a user error becomes one line on stderr and exit status 2."""
   logging.set_verbosity(logging.WARNING)  # keep JAX's backend probing out of the output
   try:
-    if flags.FLAGS['progress'].present:  # else $AMRJAX_PROGRESS, or auto
-      progress.set_mode(flags.FLAGS.progress)
-    start_distributed()
+    if flag_values['progress'].present:  # else $AMRJAX_PROGRESS, or auto
+      progress.set_mode(flag_values.progress)
+    start_distributed(flag_values)
     main()
   except AmrjaxError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
 
 
-def run_config(kind: str, config_cls, run: Callable, overrides: Callable[[], dict]) -> None:
+def run_config(flag_values: flags.FlagValues, kind: str, config_cls, run: Callable,
+               overrides: Callable[[], dict]) -> None:
   """The body of every experiment driver: ``config_cls.from_preset(--preset, **overrides())``
   run by ``run`` in ``--workdir`` (default ``runs/<kind>/<dataset>-<preset>-<time>``), a
   user error one line and exit 2. ``overrides`` is called inside, so its errors count too."""
 
   def body():
-    config = config_cls.from_preset(flags.FLAGS.preset, **overrides())
-    workdir = flags.FLAGS.workdir or default_workdir(kind, config.dataset, config.preset)
-    run(config, workdir, log=log, write_report=flags.FLAGS.report)
+    config = config_cls.from_preset(flag_values.preset, **overrides())
+    workdir = flag_values.workdir or default_workdir(kind, config.dataset, config.preset)
+    run(config, workdir, log=log, write_report=flag_values.report)
 
-  run_reporting_errors(body)
+  run_reporting_errors(flag_values, body)
 
 
-def run_study(study, run: Callable) -> None:
+def run_study(flag_values: flags.FlagValues, study, run: Callable) -> None:
   """The body of a study driver (``experiments.duse_study``, ``experiments.foqus_study``;
   flags from :func:`define_study_flags`): runs (or resumes) the named runs of ``study.RUNS``
   given by ``--run`` in order, each with ``run(config, folder)`` in ``<workdir>/<name>``,
   then prints ``study.report(workdir)``. ``--run=all`` runs every one; every name and
   configuration is checked before the first run starts. A user error is one line and exit
   2."""
-  run_reporting_errors(lambda: _run_study(study, run, flags.FLAGS.workdir, flags.FLAGS.run))
+  run_reporting_errors(flag_values, lambda: _run_study(flag_values, study, run))
 
 
-def _run_study(study, run: Callable, workdir: str, names: list[str]) -> None:
+def _run_study(flag_values: flags.FlagValues, study, run: Callable) -> None:
+  workdir, names = flag_values.workdir, flag_values.run
   names = list(study.RUNS) if names == ['all'] else names
-  data_flags = config_overrides(['data_dir', 'cache_dir', 'allow_synthetic'])
+  data_flags = config_overrides(flag_values, ['data_dir', 'cache_dir', 'allow_synthetic'])
   configs = {name: study.config_of(name, **data_flags) for name in names}
   for name, config in configs.items():
-    run(config, Path(workdir) / name, log=log, write_report=flags.FLAGS.report)
+    run(config, Path(workdir) / name, log=log, write_report=flag_values.report)
   if not Path(workdir).is_dir():
     raise ConfigError(f'no study folder {workdir}; run some of it first with --run')
   print(study.report(workdir))

@@ -24,11 +24,10 @@ DEFAULTS = {
 }
 """DUSE Table III: 2D-CNN selects at 4 %; the six evaluation models of the paper."""
 
-
-def main(argv):
-  del argv
-  duse.run_from_flags('crossarch', DEFAULTS)
-
+DRIVER = common.Driver(
+    duse.define_flags,
+    lambda f, settings, argv: duse.run_from_flags(f, settings, 'crossarch', DEFAULTS))
+main = DRIVER.main
 
 if __name__ == '__main__':
-  common.main(main)
+  DRIVER.script()

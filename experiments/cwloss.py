@@ -14,21 +14,21 @@ from absl import flags
 from amrjax.experiments import cwloss
 from experiments import common
 
-# --dataset, --preset, --workdir, and one flag per CwLossConfig field, its help from the
-# CwLossConfig docstring.
-SETTINGS = common.define_driver_flags(
-    cwloss.CwLossConfig, cwloss.PRESETS, dataset='rml2016.10a',
-    dataset_help='rml2016.10a (AFNet), rml2016.10b, rml2016.04c, rml2018.01a or sig2019.',
-    preset_help='quick: minutes on a laptop CPU; paper: AFNet Sec. IV; study: the paper cut '
-                'to fit a 2-core CPU (docs/results.md).')
-FLAGS = flags.FLAGS
+
+def define_flags(flag_values: flags.FlagValues) -> tuple[str, ...]:
+  """--dataset, --preset, --workdir and one flag per CwLossConfig field, its help from the
+  CwLossConfig docstring; returns the fields' flag names."""
+  return common.define_driver_flags(
+      flag_values, cwloss.CwLossConfig, cwloss.PRESETS, dataset='rml2016.10a',
+      dataset_help='rml2016.10a (AFNet), rml2016.10b, rml2016.04c, rml2018.01a or sig2019.',
+      preset_help='quick: minutes on a laptop CPU; paper: AFNet Sec. IV; study: the paper cut '
+                  'to fit a 2-core CPU (docs/results.md).')
 
 
-def main(argv):
-  del argv
-  common.run_config('cwloss', cwloss.CwLossConfig, cwloss.run,
-                    lambda: {**common.config_overrides(SETTINGS), 'dataset': FLAGS.dataset})
-
+DRIVER = common.Driver(define_flags, lambda f, settings, argv: common.run_config(
+    f, 'cwloss', cwloss.CwLossConfig, cwloss.run,
+    lambda: {**common.config_overrides(f, settings), 'dataset': f.dataset}))
+main = DRIVER.main
 
 if __name__ == '__main__':
-  common.main(main)
+  DRIVER.script()

@@ -15,13 +15,9 @@ from __future__ import annotations
 from amrjax.experiments import duse, duse_study
 from experiments import common
 
-common.define_study_flags(duse_study)
-
-
-def main(argv):
-  del argv
-  common.run_study(duse_study, duse.run)
-
+DRIVER = common.Driver(lambda f: common.define_study_flags(f, duse_study),
+                       lambda f, defined, argv: common.run_study(f, duse_study, duse.run))
+main = DRIVER.main
 
 if __name__ == '__main__':
-  common.main(main)
+  DRIVER.script()

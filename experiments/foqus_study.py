@@ -15,13 +15,9 @@ from __future__ import annotations
 from amrjax.experiments import foqus, foqus_study
 from experiments import common
 
-common.define_study_flags(foqus_study)
-
-
-def main(argv):
-  del argv
-  common.run_study(foqus_study, foqus.run)
-
+DRIVER = common.Driver(lambda f: common.define_study_flags(f, foqus_study),
+                       lambda f, defined, argv: common.run_study(f, foqus_study, foqus.run))
+main = DRIVER.main
 
 if __name__ == '__main__':
-  common.main(main)
+  DRIVER.script()

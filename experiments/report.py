@@ -8,19 +8,23 @@ installing scikit-learn for the t-SNE plot, say). See ``amrjax.reporting.run_rep
 
 from __future__ import annotations
 
+from absl import flags
+
 from amrjax.errors import ConfigError
 from amrjax.reporting import run_report
 from experiments import common
 
 
-def main(argv):
+def _report(flag_values: flags.FlagValues, argv: list[str]) -> None:
   def body():
     if len(argv) != 2:
       raise ConfigError('give one run directory: python -m experiments.report RUN_DIR')
     common.log(f'report: {run_report.write_report(argv[1])}')
+  common.run_reporting_errors(flag_values, body)
 
-  common.run_reporting_errors(body)
 
+DRIVER = common.Driver(common.define_shared_flags, lambda f, defined, argv: _report(f, argv))
+main = DRIVER.main
 
 if __name__ == '__main__':
-  common.main(main)
+  DRIVER.script()

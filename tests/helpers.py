@@ -1,9 +1,11 @@
 """Small builders shared by the tests."""
 
-import json
+import contextlib
+import importlib
+import io
+import os
 import subprocess
 import sys
-import textwrap
 import types
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import numpy as np
 from amrjax.data import formats, specs
 from amrjax.data.pool import SignalPool
 from amrjax.reporting import plots
+from tests.xla_env import xla_flags
 
 
 def random_pool(n=64, num_classes=4, length=128, seed=0, snrs=(12, 14)) -> SignalPool:
@@ -34,44 +37,29 @@ def write_rml2016_without_cells(folder, missing, per_cell=1):
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Runs experiments.<argv[1]> once per argument list of the JSON argv[2], in this one process,
-# its flags reset in between, and prints each run's exit status, stdout and stderr as JSON.
-_DRIVER_RUNS = textwrap.dedent('''
-    import contextlib, importlib, io, json, sys, traceback
-    from absl import flags
-    from experiments import common
-    name, runs = sys.argv[1], json.loads(sys.argv[2])
-    driver = importlib.import_module('experiments.' + name)
-    results = []
-    for args in runs:
-      flags.FLAGS.unparse_flags()
-      sys.argv = [name, *args]
-      out, err, code = io.StringIO(), io.StringIO(), 0
-      with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-          common.main(driver.main)
-        except SystemExit as e:
-          code = e.code if isinstance(e.code, int) else int(e.code is not None)
-        except Exception:
-          traceback.print_exc()
-          code = 1
-      results.append({'returncode': code, 'stdout': out.getvalue(), 'stderr': err.getvalue()})
-    print('RESULTS ' + json.dumps(results))
-    ''')
+
+def run_driver(driver: str, *args: str) -> types.SimpleNamespace:
+  """``python -m experiments.<driver> *args`` run in this process (``main(argv)``, its flags
+  its own): its ``returncode`` (the ``SystemExit`` status, 0 when it returns), ``stdout``
+  and ``stderr``, as :func:`one_line_error` reads a process. An exception other than
+  ``SystemExit`` propagates: a traceback is never a driver's answer."""
+  module = importlib.import_module(f'experiments.{driver}')
+  out, err, code = io.StringIO(), io.StringIO(), 0
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      module.main([driver, *args])
+    except SystemExit as e:
+      code = e.code if isinstance(e.code, int) else int(e.code is not None)
+  return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
-def driver_runs(driver: str, runs: list[list[str]], *, env: dict,
-                timeout: float = 300) -> list[types.SimpleNamespace]:
-  """``python -m experiments.<driver> *args`` for each ``args`` of ``runs``, all in one
-  subprocess (one Python and JAX start-up, ~2.5 s, instead of one per run): each run's
-  ``returncode``, ``stdout`` and ``stderr`` (what Python wrote to them), as
-  :func:`one_line_error` reads a process. For short runs (refused commands, printed
-  tables); the real command line is tested per driver too."""
-  proc = subprocess.run([sys.executable, '-c', _DRIVER_RUNS, driver, json.dumps(runs)],
-                        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-  line = next((l for l in proc.stdout.splitlines() if l.startswith('RESULTS ')), None)
-  assert proc.returncode == 0 and line, (proc.returncode, proc.stderr[-3000:])
-  return [types.SimpleNamespace(**r) for r in json.loads(line[len('RESULTS '):])]
+def run_script(module: str, *args: str, env: dict | None = None, cwd=REPO,
+               timeout: float = 300) -> subprocess.CompletedProcess:
+  """``python -m <module> *args`` for real, in a subprocess with one XLA compute thread and
+  one CPU device (``tests/xla_env.py``): the command line a user types, start-up included."""
+  env = {**os.environ, 'JAX_PLATFORMS': 'cpu', 'XLA_FLAGS': xla_flags(), **(env or {})}
+  return subprocess.run([sys.executable, '-m', module, *args], cwd=cwd, env=env,
+                        capture_output=True, text=True, timeout=timeout)
 
 
 def one_line_error(proc) -> str:

@@ -1,10 +1,7 @@
 """report.md from a tiny hand-written run directory: tables, plots, data source, errors."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +9,8 @@ import pytest
 
 from amrjax.errors import ConfigError
 from amrjax.reporting import plots, run_report
+from tests.helpers import one_line_error, run_driver, run_script
 
-REPO = Path(__file__).resolve().parents[1]
 CLASSES = ['BPSK', 'QPSK', 'FM']
 
 
@@ -109,15 +106,10 @@ def test_a_plot_that_cannot_be_drawn_is_named_not_fatal(tmp_path, monkeypatch):
 def test_unfinished_run_and_cli_errors_are_one_line(tmp_path):
   with pytest.raises(ConfigError, match='no results.json .* has not finished'):
     run_report.write_report(tmp_path)
-  env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
-  proc = subprocess.run([sys.executable, '-m', 'experiments.report', str(tmp_path)], cwd=REPO,
-                        env=env, capture_output=True, text=True, timeout=120)
-  assert proc.returncode == 2
-  lines = [l for l in proc.stderr.splitlines() if l.strip()]
-  assert len(lines) == 1 and 'has not finished' in lines[0], proc.stderr
+  assert 'has not finished' in one_line_error(run_driver('report', str(tmp_path)))
+  assert 'give one run directory' in one_line_error(run_driver('report'))
   run_dir = _duse_run_dir(tmp_path / 'run')
-  proc = subprocess.run([sys.executable, '-m', 'experiments.report', str(run_dir)], cwd=REPO,
-                        env=env, capture_output=True, text=True, timeout=120)
+  proc = run_script('experiments.report', str(run_dir))  # the real command line
   assert proc.returncode == 0, proc.stderr
   assert proc.stdout.strip() == f'report: {run_dir / "report.md"}'
 

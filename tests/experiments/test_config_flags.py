@@ -1,26 +1,24 @@
-"""Every setting is defined once (issue 20): each driver's flags are made from the fields of
-its config dataclass (``experiments.common.define_config_flags``), their help from the
-``Attributes:`` section of the dataclass docstring.
+"""Every setting is defined once: each driver's flags are made from the fields of its config
+dataclass (``experiments.common.define_config_flags``), their help from the ``Attributes:``
+section of the dataclass docstring.
 
 - Every field of each config, but the few skipped on purpose, is a flag of its driver whose
-  ``--help`` text is the field's docstring entry.
+  help text is the field's docstring entry; the shared data flags are listed under
+  ``experiments.common`` (``--helpfull``), the driver's own under the driver (``--help``).
+- Drivers define their flags when run, not when imported: two drivers run in one process.
 - The docstring parser reads one entry per ``name: text`` line (or ``a, b: text``) with its
   continuation lines; a field with no entry, or a skipped name that is no field, is refused.
 """
 
 import dataclasses
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
+import importlib
 
 import pytest
+from absl import flags
 
 from amrjax.experiments import clst, cwloss, duse, foqus
 from experiments import common
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import run_driver, run_script
 
 CONFIGS = {'duse': duse.DuseConfig, 'foqus': foqus.CoresetConfig,
            'cwloss': cwloss.CwLossConfig, 'clst': clst.ClstConfig}
@@ -35,42 +33,55 @@ SKIPPED = {
 }
 
 
-def _flag_helps(driver: str, *args: str) -> dict[str, str]:
-  """``{flag: help}`` as ``python -m experiments.<driver> --help`` prints them (whitespace
-  made single spaces)."""
-  proc = subprocess.run([sys.executable, '-m', f'experiments.{driver}', *args], cwd=REPO,
-                        env={**os.environ, 'JAX_PLATFORMS': 'cpu'}, capture_output=True,
-                        text=True, timeout=120)
-  helps, name = {}, None
-  for line in proc.stdout.splitlines():
-    match = re.match(r'  --(?:\[no\])?(\w+): ?(.*)', line)
-    if match:
-      name = match.group(1)
-      helps[name] = match.group(2)
-    elif name and line.startswith('    '):
-      helps[name] += ' ' + line.strip()
-    else:
-      name = None
-  assert helps, proc.stdout + proc.stderr
-  return {k: ' '.join(v.split()) for k, v in helps.items()}
+def _flag_helps(driver: str) -> tuple[dict[str, str], dict[str, str]]:
+  """``({flag: help} of the driver's own flags (its --help), {flag: help} of every flag
+  (its --helpfull))``, defined on a fresh ``FlagValues`` as ``main`` does."""
+  flag_values = flags.FlagValues()
+  importlib.import_module(f'experiments.{driver}').define_flags(flag_values)
+  by_module = flag_values.flags_by_module_dict()
+  own = {f.name: f.help for f in by_module[f'experiments.{driver}']}
+  every = {f.name: f.help for f in flag_values.flags_by_module_dict()['experiments.common']}
+  return own, {**every, **own}
 
 
 @pytest.mark.parametrize('driver', sorted(CONFIGS))
 def test_every_config_field_is_a_flag_with_its_docstring_help(driver):
   config = CONFIGS[driver]
-  own = _flag_helps(driver, '--help')  # the driver's own flags: what --help lists
-  every = _flag_helps(driver, '--helpfull')  # with the shared data flags
+  own, every = _flag_helps(driver)
   docs = common.attribute_docs(config)
   fields = {f.name for f in dataclasses.fields(config)}
   assert SKIPPED[driver] <= fields
   for name in sorted(fields - SKIPPED[driver]):
     if name in common.SHARED_FLAGS:
-      assert every.get(name, '').strip(), f'--{name} has no help'
+      assert name not in own and every.get(name, '').strip(), f'--{name} has no help'
       continue
-    assert own.get(name, '').strip(), f'--{name} is not in the --help of {driver}'
-    assert own[name].startswith(common.flag_help(docs[name])), (name, own[name])
+    assert own.get(name, '').strip(), f'--{name} is not among the flags of {driver}'
+    assert own[name] == common.flag_help(docs[name]), (name, own[name])
   for name in ('dataset', 'preset', 'workdir'):  # written by hand, still there
     assert own[name].strip()
+
+
+def test_the_real_help_lists_the_drivers_flags_and_helpfull_the_shared_ones():
+  """``python -m experiments.duse --help`` for real, as absl prints it."""
+  short = run_script('experiments.duse', '--help').stdout
+  full = run_script('experiments.duse', '--helpfull').stdout
+  rates = common.flag_help(common.attribute_docs(duse.DuseConfig)['rates'])
+  assert f'--rates: {rates}' in ' '.join(short.split())
+  assert '--data_dir' not in short and '--data_dir' in full
+
+
+def test_two_drivers_share_a_process_and_a_driver_runs_twice():
+  """Flags are defined per call (``common.Driver.main``): importing every driver defines
+  nothing global, and runs of two drivers in one process do not see each other's flags."""
+  for name in ('duse', 'crossarch', 'foqus', 'cwloss', 'clst', 'duse_study', 'foqus_study',
+               'report'):
+    importlib.import_module(f'experiments.{name}')
+  assert not [m for m in flags.FLAGS.flags_by_module_dict() if m.startswith('experiments')]
+  for driver in ('duse', 'foqus', 'duse'):
+    proc = run_driver(driver, '--preset=nope')
+    assert proc.returncode == 2 and 'flag --preset=nope' in proc.stderr
+  with pytest.raises(ValueError, match='program name'):
+    importlib.import_module('experiments.duse').main(['--rates=0.1'])
 
 
 def test_attribute_docs_reads_entries_and_continuations():
@@ -107,6 +118,6 @@ def test_a_field_without_help_or_an_unknown_skip_is_refused():
     rates: tuple[float, ...] = ()
 
   with pytest.raises(ValueError, match='undocumented_setting has no entry'):
-    common.define_config_flags(Settings, skip=())
+    common.define_config_flags(flags.FlagValues(), Settings, skip=())
   with pytest.raises(ValueError, match='no field.* not_a_field'):
-    common.define_config_flags(Settings, skip=('not_a_field',))
+    common.define_config_flags(flags.FlagValues(), Settings, skip=('not_a_field',))

@@ -1,17 +1,11 @@
 """Cross-architecture evaluation: one selection, several evaluation models (DUSE Table III)."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from amrjax.experiments import duse
-from tests.xla_env import xla_flags
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import one_line_error, run_driver, run_script
 
 
 def test_one_selection_trains_every_evaluation_model(tiny_spec, tmp_path):
@@ -47,18 +41,24 @@ def test_one_selection_trains_every_evaluation_model(tiny_spec, tmp_path):
 
 
 def test_driver_defaults_and_flags(tmp_path):
-  env = {**os.environ, 'XLA_FLAGS': xla_flags(), 'JAX_PLATFORMS': 'cpu'}
   workdir = tmp_path / 'run'
-  proc = subprocess.run(
-      [sys.executable, '-m', 'experiments.crossarch', '--dataset=rml2016.10a',
-       '--synthetic_per_cell=20', f'--cache_dir={tmp_path / "cache"}',
-       f'--data_dir={tmp_path}', '--seeds=0', '--round_epochs=1', '--final_epochs=1',
-       '--rounds=1', '--batch_size=32', '--target_fraction=0.05', '--eval_models=kd_cnn,cnn1d',
-       '--methods=random',
-       f'--workdir={workdir}', '--noreport'],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  proc = run_driver(
+      'crossarch', '--dataset=rml2016.10a', '--synthetic_per_cell=20',
+      f'--cache_dir={tmp_path / "cache"}', f'--data_dir={tmp_path}', '--seeds=0',
+      '--round_epochs=1', '--final_epochs=1', '--rounds=1', '--batch_size=32',
+      '--target_fraction=0.05', '--eval_models=kd_cnn,cnn1d', '--methods=random',
+      f'--workdir={workdir}', '--noreport')
   assert proc.returncode == 0, proc.stderr[-2000:]
   config = json.loads((workdir / 'config.json').read_text())
   assert config['rates'] == [0.04] and config['eval_models'] == ['kd_cnn', 'cnn1d']
   assert config['methods'] == ['random'] and config['model'] == 'cnn2d'
   assert 'Method / evaluation model' in proc.stdout and '1D-CNN' in proc.stdout
+
+
+def test_the_real_command_line_refuses_a_bad_seed_in_one_line(tmp_path):
+  """``python -m experiments.crossarch`` for real (the test above runs ``main`` in this
+  process)."""
+  line = one_line_error(run_script('experiments.crossarch', '--seeds=-1',
+                                   f'--workdir={tmp_path / "w"}'))
+  assert 'seeds must be integers >= 0, got -1' in line
+  assert not (tmp_path / 'w').exists()

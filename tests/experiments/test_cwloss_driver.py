@@ -1,9 +1,10 @@
 """End-to-end: the CW-loss driver at tiny size, its split, its tables and its one-line errors.
 
-The driver runs in a subprocess (its absl flags would clash with other drivers' flags in the
-test process); a small launcher registers the tiny dataset there first, as the ``tiny_spec``
-fixture of conftest.py does in-process, and a Table II model, ``twin``: the 2D-CNN under
-another name, so that it shares the weight model's compiled steps and the test stays fast.
+The smoke test runs the real command line in a subprocess, through a small launcher that
+registers the tiny dataset there first, as the ``tiny_spec`` fixture of conftest.py does
+in-process, and a Table II model, ``twin``: the 2D-CNN under another name, so that it shares
+the weight model's compiled steps and the test stays fast (registered there, it stays out of
+this process's model registry).
 """
 
 import json
@@ -18,7 +19,7 @@ import pytest
 from amrjax.data import specs
 from amrjax.errors import ConfigError
 from amrjax.experiments import cwloss
-from tests.helpers import assert_report, one_line_error
+from tests.helpers import assert_report, one_line_error, run_driver
 from tests.xla_env import xla_flags
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,13 +30,12 @@ TINY = dict(name='tiny-cwloss', classes=('BPSK', 'QPSK', '16QAM', 'FM'), length=
             file_names=('tiny-cwloss.hdf5',), file_format=specs.XYZ_HDF5,
             normalisation=specs.UNIT_POWER)
 LAUNCH = f"""
-from absl import app
 from amrjax import models
 from amrjax.data import specs
 specs.register(specs.DatasetSpec(**{TINY!r}))
 models.register('twin', lambda num_classes, length: models.CNN2D(num_classes), label='Twin')
 from experiments import cwloss
-app.run(cwloss.main)
+cwloss.DRIVER.script()
 """
 
 
@@ -132,7 +132,7 @@ def test_driver_smoke(tmp_path):
 
 
 def test_bad_settings_are_one_line(tmp_path):
-  line = one_line_error(_run('--ks=1,3', f'--workdir={tmp_path / "w"}', timeout=120))
+  line = one_line_error(run_driver('cwloss', '--ks=1,3', f'--workdir={tmp_path / "w"}'))
   assert 'the top-k entropy needs k >= 2, got k = 1' in line
 
 

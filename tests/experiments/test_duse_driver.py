@@ -1,5 +1,6 @@
-"""End-to-end: the DUSE driver at tiny size, and its one-line errors (the refused commands
-run in one process, ``tests.helpers.driver_runs``; the resume test refuses one for real)."""
+"""End-to-end: the DUSE driver at tiny size, and its one-line errors. The smoke test runs the
+real command line in a subprocess; the refused commands run in this process
+(``tests.helpers.run_driver``)."""
 
 import json
 import os
@@ -16,7 +17,7 @@ from amrjax.data import formats, specs, synth
 from amrjax.errors import ConfigError
 from amrjax.experiments import duse
 from amrjax.protocols import expansion
-from tests.helpers import assert_report, driver_runs, one_line_error
+from tests.helpers import assert_report, one_line_error, run_driver
 from tests.xla_env import xla_flags
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,16 +72,16 @@ def test_driver_smoke(tmp_path):
 def test_protocol_flags_reach_the_config_and_a_killed_run_resumes_to_the_same_results(
     tmp_path):
   """--budget_split, --strategy_option (on top of the preset's options) and --nowarm_start
-  are recorded, and DUSE's rounds take the geometric budgets; killed and resumed on 3 CPU
-  devices, the run equals an uninterrupted one on 1. (One test, so that the uninterrupted
-  run is trained once.)"""
+  are recorded, and DUSE's rounds take the geometric budgets; killed on 3 CPU devices and
+  resumed on this process's 8, the run's results equal an uninterrupted one's. (One test, so
+  that the uninterrupted run is trained once.)"""
   args = ['--dataset=rml2016.10a', '--synthetic_per_cell=15', '--target_fraction=0.025',
           f'--cache_dir={tmp_path / "cache"}',
           f'--data_dir={tmp_path / "data"}', '--rates=0.05', '--seeds=0', '--rounds=2',
           '--methods=target,duse', '--round_epochs=1', '--final_epochs=1', '--batch_size=32',
           '--budget_split=geometric', '--strategy_option=Forgetting.never_learned=0',
           '--nowarm_start', '--noreport']
-  whole = _run(*args, f'--workdir={tmp_path / "whole"}')
+  whole = run_driver('duse', *args, f'--workdir={tmp_path / "whole"}')
   assert whole.returncode == 0, whole.stderr[-2000:]
   config = json.loads((tmp_path / 'whole' / 'config.json').read_text())
   assert config['budget_split'] == 'geometric' and config['warm_start'] is False
@@ -103,7 +104,7 @@ def test_protocol_flags_reach_the_config_and_a_killed_run_resumes_to_the_same_re
   proc.wait()
   assert proc.returncode == -signal.SIGKILL, 'the run finished before it could be killed'
   assert not (workdir / 'results.json').exists()
-  resumed = _run(*args, f'--workdir={workdir}', devices=3)
+  resumed = run_driver('duse', *args, f'--workdir={workdir}')
   assert resumed.returncode == 0, resumed.stderr[-2000:]
   assert 'resuming the run' in resumed.stdout and 'done before the interruption' in resumed.stdout
   want = json.loads((tmp_path / 'whole' / 'results.json').read_text())
@@ -113,7 +114,8 @@ def test_protocol_flags_reach_the_config_and_a_killed_run_resumes_to_the_same_re
   for path in sorted((tmp_path / 'whole' / 'selected').glob('*.npy')):
     np.testing.assert_array_equal(np.load(workdir / 'selected' / path.name), np.load(path))
   # The same folder with another configuration is refused, not mixed in.
-  line = one_line_error(_run(*args[:-1], '--batch_size=16', f'--workdir={workdir}'))
+  line = one_line_error(run_driver('duse', *args[:-1], '--batch_size=16',
+                                   f'--workdir={workdir}'))
   assert 'holds a run with a different configuration (differs in: batch_size)' in line
 
 
@@ -154,12 +156,10 @@ def refused_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope='module')
 def refused(refused_folder) -> dict:
-  """Each refused command's exit status and stderr, all run in one process, each with its
-  --workdir under ``refused_folder / 'runs'``."""
-  commands = _refused_commands(refused_folder)
-  runs = driver_runs('duse', [[*args, f'--workdir={refused_folder / "runs" / name}']
-                              for name, args in commands.items()], env=_env())
-  return dict(zip(commands, runs))
+  """Each refused command's exit status and stderr, each with its --workdir under
+  ``refused_folder / 'runs'``."""
+  return {name: run_driver('duse', *args, f'--workdir={refused_folder / "runs" / name}')
+          for name, args in _refused_commands(refused_folder).items()}
 
 
 def test_unknown_dataset_is_one_line(refused):

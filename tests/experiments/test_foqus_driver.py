@@ -1,20 +1,13 @@
 """End-to-end: the FoQuS experiment at tiny size, its tables and files, its one-line errors."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from amrjax.errors import ConfigError
 from amrjax.experiments import foqus
-from tests.helpers import assert_report
-from tests.xla_env import xla_flags
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import assert_report, one_line_error, run_script
 
 
 def test_coresets_are_selected_trained_on_and_tabulated(tiny_spec, tmp_path):
@@ -92,12 +85,9 @@ def test_settings_are_checked_before_any_training():
   assert config.pairs() == [('cnn1d', 'cnn2d'), ('cnn1d', 'signet')]
 
 
-def test_driver_errors_are_one_line(tmp_path):
-  env = {**os.environ, 'XLA_FLAGS': xla_flags(), 'JAX_PLATFORMS': 'cpu'}
-  proc = subprocess.run(
-      [sys.executable, '-m', 'experiments.foqus', '--methods=uniform,foqus:margin',
-       f'--workdir={tmp_path / "w"}'], cwd=REPO, env=env, capture_output=True, text=True,
-      timeout=120)
-  assert proc.returncode == 2
-  lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-  assert len(lines) == 1 and lines[0].startswith('error: FoQuS components'), proc.stderr
+def test_driver_errors_are_one_line_from_the_real_command_line(tmp_path):
+  """``python -m experiments.foqus`` for real (the other tests run the library)."""
+  line = one_line_error(run_script('experiments.foqus', '--methods=uniform,foqus:margin',
+                                   f'--workdir={tmp_path / "w"}'))
+  assert line.startswith('error: FoQuS components')
+  assert not (tmp_path / 'w').exists()

@@ -1,13 +1,12 @@
-"""The study drivers: print the tables from a study folder; bad run names are one line. Each
-driver's three commands run in one process (``tests.helpers.driver_runs``)."""
+"""The study drivers: print the tables from a study folder; bad run names are one line. The
+commands run in this process (``tests.helpers.run_driver``); ``python -m`` once for real."""
 
-import os
 from pathlib import Path
 
 import pytest
 
 from tests import test_duse_study, test_foqus_study
-from tests.helpers import driver_runs, one_line_error
+from tests.helpers import one_line_error, run_driver, run_script
 
 
 def _commands(driver: str, folder: Path) -> list[list[str]]:
@@ -24,10 +23,10 @@ def _commands(driver: str, folder: Path) -> list[list[str]]:
 
 @pytest.fixture(scope='module', params=['duse_study', 'foqus_study'])
 def runs(request, tmp_path_factory):
-  """The three commands of ``_commands``, run in one process per driver."""
+  """The three commands of ``_commands``, each run in this process."""
   folder = tmp_path_factory.mktemp(request.param)
-  return request.param, driver_runs(request.param, _commands(request.param, folder),
-                                    env={**os.environ, 'JAX_PLATFORMS': 'cpu'}, timeout=120)
+  return request.param, [run_driver(request.param, *args)
+                         for args in _commands(request.param, folder)]
 
 
 def test_the_tables_of_a_study_folder_are_printed(runs):
@@ -46,3 +45,11 @@ def test_unknown_run_and_missing_folder_are_one_line(runs):
   _, (_, unknown, missing) = runs
   assert "unknown study run 'table9'" in one_line_error(unknown)
   assert 'no study folder' in one_line_error(missing)
+
+
+@pytest.mark.parametrize('driver', ['duse_study', 'foqus_study'])
+def test_the_real_command_line_prints_the_tables(driver, tmp_path):
+  """``python -m experiments.<driver>`` for real: the tables of a study folder."""
+  proc = run_script(f'experiments.{driver}', *_commands(driver, tmp_path)[0])
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert '### Table I' in proc.stdout

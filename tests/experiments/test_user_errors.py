@@ -1,4 +1,4 @@
-"""User errors common to every driver (issue 19): one line on stderr, exit status 2, and a
+"""User errors common to every driver: one line on stderr, exit status 2, and a
 run directory that a corrected command can use.
 
 - A bad or unknown flag value (absl's own parser) follows the same rule as every other user
@@ -9,19 +9,12 @@ run directory that a corrected command can use.
 - (Class, SNR) cells a data file lacks are recorded in results.json and the report.
 """
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from amrjax.errors import ConfigError
 from amrjax.experiments import clst, foqus, cwloss, duse, common
 from amrjax.reporting import run_report
-from tests.helpers import one_line_error, write_rml2016_without_cells
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import one_line_error, run_driver, write_rml2016_without_cells
 
 CONFIGS = {'duse': duse.DuseConfig, 'foqus': foqus.CoresetConfig,
            'cwloss': cwloss.CwLossConfig, 'clst': clst.ClstConfig}
@@ -30,9 +23,7 @@ RUNS = {'duse': duse.run, 'foqus': foqus.run,
 
 
 def _one_line_error(driver, *args) -> str:
-  return one_line_error(subprocess.run(
-      [sys.executable, '-m', f'experiments.{driver}', *args], cwd=REPO,
-      env={**os.environ, 'JAX_PLATFORMS': 'cpu'}, capture_output=True, text=True, timeout=120))
+  return one_line_error(run_driver(driver, *args))
 
 
 @pytest.mark.parametrize('driver,flag,message', [
