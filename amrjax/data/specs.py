@@ -1,8 +1,9 @@
 """Registry of the AMR datasets the papers use: classes, length, SNR grid, counts, files.
 
-Every fact here comes from ``shared/REFERENCE.md`` (public loaders and generator scripts)
-or from the DUSE paper (Sec. IV-A). Where no public source exists (Sig2019-12's class
-list and file layout) the choice is ours and says so in ``notes``.
+Every fact here comes from public loaders and generator scripts (radioML/dataset's
+generate_RML2016.10a.py and generate_RML2016.04c.py, the Richardzhangxx/AMR-Benchmark
+loaders) or from the DUSE paper (Sec. IV-A). Where no public source exists (Sig2019-12's
+class list and file layout) the choice is ours and says so in ``notes``.
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ _SPECS = (
         file_format=XYZ_HDF5,
         normalisation=UNIT_POWER,
         notes='2,555,904 vectors, rows ordered by class then SNR; the one-hot order above is '
-        'the true one, the shipped classes.txt is wrong (radioML/dataset issue 25); split 8:2 '
+        'the true one, the shipped classes.txt is wrong (see '
+        'github.com/radioML/dataset/issues/25); split 8:2 '
         '(DUSE Sec. IV-A). Per-vector scaling of the real file is not documented: unit power '
         'is our choice for the stand-in.'),
     DatasetSpec(

@@ -65,8 +65,9 @@ Every choice the paper leaves open (all fields of :class:`AFNet`):
   branch kernel 3 with dilation 2 (span 5), the SKNet way of using dilation to cut the
   parameters of a 5-tap kernel. "Same" padding in time everywhere.
 - Group convolution with G = 4 groups (12 channels a group) in both branches, run as
-  ``layers.GroupedConv1D`` (a block-diagonal dense convolution with ``nn.Conv``'s parameters;
-  AFNet's training step is 1.4x faster on this project's CPU).
+  ``layers.GroupedConv1D`` (a block-diagonal dense convolution with ``nn.Conv``'s parameters,
+  which XLA's CPU backend runs faster than the grouped one; measurements in
+  benchmarks/README.md, "Layer formulations on CPU").
 - Each branch and the stem are conv -> BatchNorm -> ReLU, without conv bias (the SKNet
   convention; the paper names no normalisation). BatchNorm momentum 0.9 as in ``cnn1d``.
 - Fusion FCs without bias and without BatchNorm (the paper: only the FCs have trainable

@@ -1,6 +1,6 @@
 """AlexNet (Krizhevsky, Sutskever & Hinton 2012) adapted to I/Q signals.
 
-No public AMR code was found (REFERENCE.md); the DUSE paper cites the ImageNet paper for
+No public AMR code was found; the DUSE paper cites the ImageNet paper for
 its "AlexNet" and gives no adaptation. This module keeps AlexNet's topology, five
 convolutions and three fully connected layers with its kernel sizes, strides, ReLUs, local
 response normalisation, overlapping max pools and dropout, and makes these choices:

@@ -1,6 +1,6 @@
 """CLDNN (West & O'Shea 2017, "Deep architectures for modulation recognition").
 
-Layers as the public Keras CLDNN builds them (REFERENCE.md; the AMR-Benchmark and
+Layers as the public Keras CLDNN builds them (the AMR-Benchmark and
 "Deep-Architectures-for-Modulation-Recognition" code agree), for input (B, 2, L) seen as a
 one-channel 2 x L image:
 

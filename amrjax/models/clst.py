@@ -2,11 +2,11 @@
 
 "ClST: A Convolutional Transformer Framework for Automatic Modulation Recognition by
 Knowledge Distillation", IEEE Trans. Wireless Commun. 23(7), arXiv:2312.17446. No public code
-exists; this is built from the paper's wording (``papers/clst-summary.md``), which follows CvT
-(Wu et al. 2021): a hierarchy of convolutional token embeddings, transformer blocks whose
-Q/K/V come from a depthwise-separable convolutional projection (the paper's
-convolution-transformer projection, CTP; stride 2 for K and V), and the paper's parallel
-spatial-channel attention (PSCA). M = 4 stages as in the paper.
+exists; this is built from the paper's abstract and the passages of its text we could read,
+whose wording follows CvT (Wu et al. 2021): a hierarchy of convolutional token embeddings,
+transformer blocks whose Q/K/V come from a depthwise-separable convolutional projection (the
+paper's convolution-transformer projection, CTP; stride 2 for K and V), and the paper's
+parallel spatial-channel attention (PSCA). M = 4 stages as in the paper.
 
 Layers for input (B, 2, L), channels last, with the defaults (dims d = (32, 64, 96, 128),
 heads (1, 2, 3, 4), one block per stage, MLP ratio 4, PSCA reduction r = 4):
@@ -26,13 +26,13 @@ heads (1, 2, 3, 4), one block per stage, MLP ratio 4, PSCA reduction r = 4):
       MLP: Dense 4 d_i -> GELU -> Dense d_i
   LayerNorm -> mean over the T_4 tokens -> embedding (B, 128) -> Dense C
 
-PSCA on a (B, T, C) map, as we read the paper's description (the summary says it "performs
-three parallel pooling operations ... to squeeze global spatial information into a channel
-descriptor", then "convolutional reduction/expansion" and a merge into a spatial-channel
-attention map): a channel branch and a spatial branch in parallel. Channel branch: three
-parallel poolings over time (mean, max and standard deviation) squeeze the map into three
-(B, C) channel descriptors; a shared 1 x 1 convolution pair (C -> C / r, ReLU, C / r -> C)
-maps each, and the three are summed.
+PSCA on a (B, T, C) map, as we read the paper's description (it "performs three parallel
+pooling operations ... to squeeze global spatial information into a channel descriptor",
+then a convolutional reduction/expansion and a merge into a spatial-channel attention map):
+a channel branch and a spatial branch in parallel. Channel branch: three parallel poolings
+over time (mean, max and standard deviation) squeeze the map into three (B, C) channel
+descriptors; a shared 1 x 1 convolution pair (C -> C / r, ReLU, C / r -> C) maps each, and
+the three are summed.
 Spatial branch: mean and max pooling across channels give a (B, T, 2) map; a Conv1D
 (2 -> 1, kernel 7, same) maps it to (B, T, 1). The two are merged by broadcast addition and
 a sigmoid into a (B, T, C) attention map that multiplies the input.
@@ -50,7 +50,7 @@ formula). The paper does not state ClST's parameter count in the text we have; t
 is sized to train on a CPU and is 7x (KD-MobileNet) to 16x (KD-CNN) the students of
 ``kd.py``.
 
-Choices the paper leaves open (as far as the summary tells):
+Choices the paper leaves open (as far as the passages we could read tell):
 - the three PSCA poolings (mean, max, std over time), the spatial branch (CBAM-style
   channel mean/max and a kernel-7 convolution), r = 4, merging by sum + sigmoid, and
   applying the map multiplicatively;
@@ -74,9 +74,9 @@ Choices the paper leaves open (as far as the summary tells):
   1e-3, batch 64, 6 synthetic classes at 10 dB, 2,000 unit-power training vectors of
   L = 128) ClST reached 0.59 test accuracy (KD-CNN 0.57-0.61).
 - the depthwise convolutions are ``layers.DepthwiseConv1D``, sums of shifted products with
-  the parameters of the grouped ``nn.Conv`` they replaced: on this project's CPU a training
-  step at batch 256, L = 128 is 1.6-1.7x and inference 2.7-3.1x faster than with XLA's
-  grouped convolution (``layers``).
+  the parameters of the grouped ``nn.Conv`` they replaced, for CPU speed: XLA's CPU backend
+  runs them faster than its grouped convolution (``layers``; measurements in
+  benchmarks/README.md, "Layer formulations on CPU").
 - L must be at least 2^4 = 16: one input sample per last-stage token (the strided layers
   pad, so shorter inputs would run on padding).
 """

@@ -5,8 +5,8 @@ Input (B, 2, L) read as a sequence of L two-channel samples:
   7 x [Conv1D 64, kernel 3, same padding -> BatchNorm -> ReLU -> MaxPool 2]
   -> flatten (64 * L / 128) -> Dense 128 SELU -> Dense 128 SELU -> Dense C
 
-as REFERENCE.md gives it (SELU in the dense layers as in the paper). The seven pools need
-L >= 128; the flatten size follows L (64 at L = 128, 512 at L = 1024). Penultimate
+as the public AMR model zoos build it (SELU in the dense layers as in the paper). The seven
+pools need L >= 128; the flatten size follows L (64 at L = 128, 512 at L = 1024). Penultimate
 embedding: the second 128-d SELU layer. Kernels start from Glorot-uniform, the Keras
 default of the original model (see ``cnn2d`` for why the initialiser matters).
 

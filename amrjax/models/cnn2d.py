@@ -1,6 +1,6 @@
 """2D-CNN (O'Shea, Corgan & Clancy 2016, "VT-CNN2"): the DUSE scorer and default model.
 
-Layers as the public radioML examples notebook builds them (REFERENCE.md), for input
+Layers as the public radioML examples notebook builds them, for input
 (B, 2, L) seen as a one-channel 2 x L image:
 
   pad (0, 2) -> Conv 256 (1 x 3) ReLU -> Dropout 0.5

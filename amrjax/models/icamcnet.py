@@ -1,14 +1,14 @@
 """IC-AMCNet (Hermawan et al. 2020, "CNN-based automatic modulation classification for beyond
 5G communications", IEEE Communications Letters).
 
-Input (B, 2, L) seen as a 2 x L one-channel image, as REFERENCE.md gives the model:
+Input (B, 2, L) seen as a 2 x L one-channel image:
 
   Conv 64 (1 x 8) ReLU -> MaxPool 2 x 2 -> Conv 64 (1 x 4) ReLU -> Conv 128 (1 x 8) ReLU
   -> Dropout 0.4 -> Conv 128 (1 x 8) ReLU -> Dropout 0.4
   -> flatten (128 * ceil(L / 2)) -> Dense 128 ReLU -> Dropout 0.4
   -> GaussianNoise (stddev 1, training only) -> Dense C
 
-Activations and padding, which REFERENCE.md leaves open, follow the public Keras port
+Activations and padding follow the public Keras port
 (Richardzhangxx/AMR-Benchmark, ``IC-AMCNet/rmlmodels/ICAMC.py``): ReLU after every
 convolution and after the 128-unit dense layer, and 'same' padding for every convolution
 (TensorFlow convention: a width-8 kernel pads 3 before and 4 after, width 4 pads 1 and 2).

@@ -98,10 +98,9 @@ Choices the code leaves open, and where we differ from it:
 - No positional encoding: the code has none (the LSTM and convolutions carry order).
 - No minimum length: the STFT pads its boundary, so any L >= 1 runs.
 - The depthwise convolutions are sums of shifted products (``layers.DepthwiseConv1D``, the
-  same function and parameters as a grouped ``nn.Conv``), for CPU speed: with XLA's grouped
-  convolution one Adam step at batch 128, L = 128 took 3.5 s on one core of this project's
-  2-core machine (shared with another job), with the shifted sums 2.5 s. The rest is the
-  arithmetic: ~92 MFLOPs per sample forward, all 128 steps kept through seven blocks.
+  same function and parameters as a grouped ``nn.Conv``), for CPU speed (measurements in
+  benchmarks/README.md, "Layer formulations on CPU"). The rest of a training step's cost is
+  the arithmetic: ~92 MFLOPs per sample forward, all 128 steps kept through seven blocks.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """KD-CNN and KD-MobileNet: the lightweight students of ClST's signal knowledge distillation.
 
-Hou et al. 2024 (arXiv:2312.17446, ``papers/clst-summary.md``) distil ClST (``clst.py``) into
-two small networks, KD-CNN and KD-MobileNet, with their SKD loss. The text we have names the
-students but gives no layer specification, so both are our own compact designs in the
-spirit of the names; the distillation loss itself belongs to the training code, not here.
+Hou et al. 2024 (arXiv:2312.17446) distil ClST (``clst.py``) into two small networks,
+KD-CNN and KD-MobileNet, with their SKD loss. The paper's abstract and the passages of its
+text we could read name the students but give no layer specification, so both are our own
+compact designs in the spirit of the names; the distillation loss itself belongs to the
+training code, not here.
 Both read (B, 2, L) as a sequence of L two-channel (I, Q) samples, end in global average
 pooling (so the parameter count does not depend on L) and have a Dropout 0.2 between the
 embedding and the head (train mode only, 'dropout' rng). Convolutions feeding a BatchNorm
@@ -47,9 +48,9 @@ average pooling; dropout 0.2 before the head (torchvision's MobileNetV2 classifi
 same). Initialisers: He-normal for the convolutions (every one is followed by BatchNorm,
 so the input scale does not matter) and Glorot-uniform for the Dense layers, zero biases.
 The depthwise convolutions are ``layers.DepthwiseConv1D`` (sums of shifted products, the
-parameters of the grouped ``nn.Conv`` they replaced): on this project's CPU KD-MobileNet's
-training step at batch 256, L = 128 is 3.6-4.0x and its inference 15-17x faster than with
-XLA's grouped convolution (``layers``).
+parameters of the grouped ``nn.Conv`` they replaced), for CPU speed: XLA's CPU backend
+runs them faster than its grouped convolution (``layers``; measurements in
+benchmarks/README.md, "Layer formulations on CPU").
 Both train from scratch with Adam 1e-3 on unit-power inputs: in a 400-step probe (6
 synthetic classes at 10 dB, 2,000 training vectors of L = 128, batch 64) KD-CNN reached
 0.57-0.61 test accuracy and KD-MobileNet 0.39 (0.99 on its training vectors: without a

@@ -1,42 +1,32 @@
 """Layers shared by the model zoo.
 
+Each layer here exists for CPU speed: ``Dropout`` draws a quarter of the random bits of
+Flax's, and the three convolutions compute a Flax convolution's function in a form XLA's CPU
+backend runs faster. The measurements behind each choice are in ``benchmarks/README.md``
+("Layer formulations on CPU").
+
 ``Dropout`` is inverted dropout whose keep decisions are 8-bit: one 32-bit random word
 decides four units. Drawing the random bits dominated the 2D-CNN's training step on CPU
-(its first dropout acts on a (B, 2, L + 2, 256) activation): with it, one step at L = 512,
-batch 128 went from 685 ms to 510 ms on this project's 2-core CI machine. The keep
-probability is the rate rounded to a multiple of 1/256 (exact for 0.5, 0.25, ...), and
-kept units are scaled by the inverse of that probability, so the expectation is exact.
+(its first dropout acts on a (B, 2, L + 2, 256) activation). The keep probability is the
+rate rounded to a multiple of 1/256 (exact for 0.5, 0.25, ...), and kept units are scaled by
+the inverse of that probability, so the expectation is exact.
 
 ``Conv2D`` is ``flax.linen.Conv`` (same parameter names, shapes and initialisers) with an
 optional kernel gradient written as a sum of shifted matrix products. XLA's CPU backend
 computes the kernel gradient of a convolution with a single input channel (the first layer
 of the 2D-CNN, which sees the raw (2, L) I/Q image) several times slower than the
-matrix-product form: measured on this project's 2-core CI machine, one 2D-CNN training step
-at batch 128 took 1177 ms (L = 512) and 276 ms (L = 128) with XLA's gradient and 770 ms and
-199 ms with the matrix-product gradient. Both gradients agree to float32 rounding
-(``tests/models/test_layers.py``).
+matrix-product form. Both gradients agree to float32 rounding (``tests/models/test_layers.py``).
 
 ``DepthwiseConv1D`` is ``flax.linen.Conv(C, (k,), feature_group_count=C)`` (same parameter
 names, shapes, initialisers, strides and padding) written as k shifted, strided slices of the
 padded input, each multiplied by one kernel tap, and summed. XLA's CPU backend runs the grouped
 convolution's forward and backward pass several times slower than these elementwise
-products: at (128, 128, 64), kernel 3 (IQFormer's), 187 ms grouped against 72 ms shifted on
-this project's 2-core machine (AMD EPYC). IQFormer, ClST's convolutional projections and
-KD-MobileNet's inverted residuals use it; measured on one core of that machine (shared with
-a running job, so as old/new ratios measured back to back), batch 256, L = 128, C = 11, the
-Adam step (``train_step_fn``) of ClST went from 1.98 s and 1.31 s to 1.24 s and 0.78 s
-(1.6-1.7x) and of KD-MobileNet from 1.38 s and 1.30 s to 0.35 s and 0.36 s (3.6-4.0x);
-eval-mode inference (``distill.inference_time``) from 1,796 and 1,226 to 673 and 395
-us/sample for ClST (2.7-3.1x) and from 1,450 and 1,480 to 83 and 97 us/sample for
-KD-MobileNet (15-17x).
+products. IQFormer, ClST's convolutional projections and KD-MobileNet's inverted residuals
+use it.
 
 ``GroupedConv1D`` is ``flax.linen.Conv(F, (k,), feature_group_count=G)`` (same parameters) run
 as one dense convolution with a block-diagonal kernel: G times the multiply-adds, but XLA's
-CPU backend runs the dense convolution faster than the grouped one at AFNet's sizes. Measured
-on one core of this project's 2-core AMD EPYC (AVX-512), batch 512, L = 128, C = 48, G = 4:
-the gradient of one kernel-3 convolution took 70 ms (dilation 1) and 85 ms (dilation 2)
-grouped against 51 and 52 ms block-diagonal, and AFNet's whole Adam step (with a job on the
-other core) 1.43-1.47 s against 1.04-1.07 s (1.4x).
+CPU backend runs the dense convolution faster than the grouped one at AFNet's sizes.
 """
 
 from __future__ import annotations
@@ -250,7 +240,7 @@ class GroupedConv1D(nn.Module):
   padding=padding, kernel_dilation=(d,), feature_group_count=G, use_bias=False)``, so a
   module given the name the ``nn.Conv`` had gets the same initial values from the same seed.
   The kernel is expanded to a (k, C, F) block-diagonal one and run as a dense convolution,
-  which this project's CPU runs faster (module docstring); ``tests/models/test_layers.py``
+  which XLA's CPU backend runs faster (module docstring); ``tests/models/test_layers.py``
   checks the equivalence.
 
   Attributes:

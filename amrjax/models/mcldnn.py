@@ -1,7 +1,7 @@
 """MCLDNN (Xu et al. 2020, "A spatiotemporal multi-channel learning framework for automatic
 modulation recognition", IEEE Wireless Communications Letters).
 
-Layers as the public Keras MCLDNN builds them (REFERENCE.md), all convolutions ReLU, for
+Layers as the public Keras MCLDNN builds them, all convolutions ReLU, for
 input (B, 2, L):
 
   IQ branch: (2, L, 1) image -> Conv2D 50 (2 x 8) same                 -> (2, L, 50)

@@ -1,7 +1,7 @@
 """Recurrent AMR models: GRU2, and LSTM2 of Rajendran et al. (2018).
 
 Both read the (B, 2, L) I/Q input as a length-L sequence and run each recurrent layer as one
-``lax.scan`` (``flax.linen.RNN``), as the public AMR model zoos build them (REFERENCE.md):
+``lax.scan`` (``flax.linen.RNN``), as the public AMR model zoos build them:
 
   GRU2:  (L, 2) I/Q -> GRU 128 (all states) -> GRU 128 (last state) -> Dense C
   LSTM2: (L, 2) = (amplitude / its L2 norm over the L samples, atan2(Q, I) / pi)

@@ -1,8 +1,8 @@
 """ResNet (O'Shea, Roy & Clancy 2018, "Over-the-air deep learning based radio signal
 classification", the residual network of its Fig. 5 / Table II).
 
-Input (B, 2, L) seen as an L x 2 one-channel image (height = time, width = I/Q), as
-REFERENCE.md gives the model:
+Input (B, 2, L) seen as an L x 2 one-channel image (height = time, width = I/Q), as the
+public AMR model zoos build it:
 
   6 x residual stack:
       Conv 32 (1 x 1) linear

@@ -2,7 +2,7 @@
 classification", IEEE TCCN 8(2)): a signal-to-matrix (S2M) operator turns the 1-D I/Q signal
 into a square matrix, and an image CNN classifies the matrix.
 
-No public code was found (REFERENCE.md), and the paper's body (its definition of S2M and
+No public code was found, and the paper's body (its definition of S2M and
 its CNN) was not in the sources we could search; only its abstract was: "a signal-to-matrix
 (S2M) operator is adopted to convert the original signal into a square matrix first and is
 co-trained with a follow-up CNN architecture". Everything below is therefore our design

@@ -1,11 +1,11 @@
 """Signal knowledge distillation (SKD, ClST paper): the loss, the distilling fit, the cost.
 
-Hou et al. 2024 (arXiv:2312.17446, ``papers/clst-summary.md``) distil a pre-trained ClST
-teacher into the small KD-CNN and KD-MobileNet students (``amrjax.models.kd``) with their
-SKD algorithm. The text we have names three loss weights (a, b, c) and two learning rates
-(gamma, beta) but gives no equation and no value. What can be recovered: three weighted
-terms is the shape of the usual "hard + soft + hint" distillation, so SKD is implemented
-here as, per example i,
+Hou et al. 2024 (arXiv:2312.17446) distil a pre-trained ClST teacher into the small KD-CNN
+and KD-MobileNet students (``amrjax.models.kd``) with their SKD algorithm. The paper's
+abstract and the passages of its text we could read name three loss weights (a, b, c) and
+two learning rates (gamma, beta) but give no equation and no value. What can be recovered:
+three weighted terms is the shape of the usual "hard + soft + hint" distillation, so SKD is
+implemented here as, per example i,
 
   loss_i = a * CE(y_i, softmax(z_s,i))                                (hard, label term)
          + b * T^2 * KL(softmax(z_t,i / T) || softmax(z_s,i / T))      (soft, Hinton et al.)

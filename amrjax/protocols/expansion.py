@@ -127,9 +127,10 @@ class ExpansionResult:
 def budget_for_rate(rate: float, train_size: int, auxiliary_size: int | None = None) -> int:
   """K for expansion rate r: round(r * |train|), checked against |D_A| when it is given.
 
-  REFERENCE.md: r = (|D_T*| - |D_T|) / |train|, so with the 1 % target, r = 4 % gives an
-  expanded set of 5 % of the training set. (DUSE Eq. 16 prints |D_A| as the denominator;
-  with |D_A| = 0.99 |train| the two differ by 1 %.)
+  r = (|D_T*| - |D_T|) / |train|, so with the 1 % target, r = 4 % gives an expanded set of
+  5 % of the training set, as DUSE Sec. IV-E says of its 4 % set ("only 5 % of the original
+  dataset"). (DUSE Eq. 16 prints |D_A| as the denominator; with |D_A| = 0.99 |train| the two
+  differ by 1 %.)
   """
   select.check_rate(rate, 'expansion')
   budget = int(round(rate * train_size))

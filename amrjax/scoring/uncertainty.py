@@ -55,7 +55,7 @@ def entropy(probs: jax.Array) -> jax.Array:
 
 
 def topk_entropy_weight(probs: jax.Array, k: int = 3) -> jax.Array:
-  """AFNet's confidence weight (Eq. 9-10, as REFERENCE.md reads them).
+  """AFNet's confidence weight (Eq. 9-10 of the AFNet paper, as we read them).
 
   The k largest probabilities are renormalised to q_1..q_k (sum 1), H_k = -sum q log q
   (Eq. 9), and the weight is w = 1 - H_k / log k (Eq. 10): 1 for a prediction with all its

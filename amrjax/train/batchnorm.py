@@ -3,8 +3,13 @@
 Flax's ``nn.BatchNorm`` keeps ``mean`` and ``var`` in the ``batch_stats`` collection and,
 in train mode, updates each as ``r <- m r + (1 - m) b`` with ``b`` the batch statistic and
 ``m`` the layer's momentum. Eval mode normalises with ``r``. When ``r`` trails the batch
-statistics of the current parameters (issue 16: Adam moving a pre-BatchNorm bias faster
-than momentum 0.9 follows), eval mode sees shifted activations and its accuracy collapses.
+statistics of the current parameters, eval mode sees shifted activations and its accuracy
+collapses. Two things make it trail on RadioML-scaled inputs (first-layer activations of
+standard deviation ~1e-3): a bias in front of a BatchNorm gets a zero gradient, yet Adam
+moves it by about the learning rate every step, further than a momentum-0.9 running mean
+follows; and at a constant learning rate the running averages describe the parameters of
+some steps ago, an offset that deep residual networks compound over their layers
+(benchmarks/README.md, "BatchNorm in eval mode").
 
 ``population_batch_stats`` re-estimates every layer's statistics under fixed parameters as
 the average of the batch statistics of several training batches (Wu & Johnson 2021,

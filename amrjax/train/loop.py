@@ -72,8 +72,9 @@ def diverged_where(where: str) -> Iterator[None]:
     raise TrainingDivergedError(f'{where}: {e}') from None
 
 
-# An orbax save costs about 0.35 s whatever the model's size on the 2-core CPU here, a large
-# share of a small model's epoch; a kill loses at most this long plus one epoch.
+# An orbax save has a fixed cost whatever the model's size, a large share of a small model's
+# epoch (benchmarks/README.md, "Initialisation and checkpoint times"), so epochs are saved at
+# most this often; a kill loses at most this long plus one epoch.
 CHECKPOINT_INTERVAL_SECONDS = 60.0
 
 CONSTANT, COSINE = 'constant', 'cosine'
@@ -148,8 +149,9 @@ def init_state(model: nn.Module, *, length: int, learning_rate: float, seed: int
   The Adam state's layout depends on the schedule (a cosine schedule keeps a step count),
   so ``schedule`` and ``decay_steps`` must be those the state will be trained with; ``fit``
   builds its own fresh state that way. Initialised under ``jax.jit``, compiled once per
-  (model, optimiser, length) with :data:`INIT_COMPILER_OPTIONS`: ClST's initialisation took
-  42 s op by op and 27 s jitted on a loaded 2-core CPU.
+  (model, optimiser, length) with :data:`INIT_COMPILER_OPTIONS`: a large model's
+  initialisation (ClST's) takes less time jitted than op by op (benchmarks/README.md,
+  "Initialisation and checkpoint times").
   """
   tx = optimizer(learning_rate, schedule, decay_steps)
   return _init_fn(model, tx, length)(jax.random.key(seed))
@@ -158,12 +160,12 @@ def init_state(model: nn.Module, *, length: int, learning_rate: float, seed: int
 INIT_COMPILER_OPTIONS = {'xla_backend_optimization_level': 1}
 """XLA options of the jitted initialisations (``init_state``; the zoo's tests use them too).
 
-The initialisation runs once, so its compile time is what counts: at optimisation level 1
-(LLVM's -O1; XLA's default is 3) ClST's compiled in 6.4 s instead of 11.4 s, SigNet's in 1.8 s
-instead of 7.0 s, the 1D-CNN's in 1.0 s instead of 2.5 s (one core each of a 2-core AMD EPYC
-with AVX-512, 2026-12-05), and the variables came out bit for bit the default level's for
-all fifteen zoo models there (6 classes, L = 128). ``tests/train/test_loop.py`` checks the
-1D-CNN and LSTM2 on whatever CPU runs it; at level 0 LSTM2's orthogonal kernels differ, so
+The initialisation runs once, so its compile time is what counts: optimisation level 1
+(LLVM's -O1; XLA's default is 3) compiles the zoo's initialisations in a fraction of the
+default level's time, and their variables came out bit for bit the default level's for all
+fifteen zoo models (6 classes, L = 128) on the CPU of that comparison (benchmarks/README.md,
+"Initialisation and checkpoint times"). ``tests/train/test_loop.py`` checks the 1D-CNN and
+LSTM2 on whatever CPU runs it; at level 0 LSTM2's orthogonal kernels differ, so
 that check has teeth. A train step compiled at level 1 is not bit for bit the default's, so
 training keeps the default.
 """
