@@ -20,7 +20,6 @@ os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', str(2 ** 30))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.2')
 
 import jax  # noqa: E402  (after XLA_FLAGS on purpose)
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from amrjax.data import specs  # noqa: E402

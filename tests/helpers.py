@@ -65,7 +65,7 @@ def run_script(module: str, *args: str, env: dict | None = None, cwd=REPO,
 def one_line_error(proc) -> str:
   """The single stderr line of a driver that refused its input: exit status 2, one line
   starting with 'error: ', no traceback."""
-  lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+  lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
   assert proc.returncode == 2 and len(lines) == 1, (proc.returncode, proc.stderr[-2000:])
   assert lines[0].startswith('error: ') and 'Traceback' not in proc.stderr, proc.stderr
   return lines[0]

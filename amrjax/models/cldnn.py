@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 
 from amrjax.errors import ConfigError
-from amrjax.models.layers import KERAS_INIT, RELU_INIT, Conv2D, Dropout
+from amrjax.models.layers import RELU_INIT, Conv2D, Dropout
 from amrjax.models.recurrent import last_lstm_state, lstm_layer
 
 LSTM_STEPS = ('filters', 'time')

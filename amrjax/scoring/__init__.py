@@ -31,10 +31,11 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from amrjax.errors import ConfigError
-from amrjax.scoring import boundary, dynamics, features, geometry, gradients, uncertainty
+# The scorer modules, importable as amrjax.scoring.<module>.
+from amrjax.scoring import (boundary, dynamics, features, geometry,  # noqa: F401
+                            gradients, uncertainty)
 from amrjax.scoring.boundary import deepfool
 from amrjax.scoring.dynamics import (Dynamics, foqus_quality, foqus_score, forgetting_counts,
                                      persistent_error_counts)

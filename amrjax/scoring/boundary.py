@@ -97,7 +97,7 @@ def deepfool_attack(logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array, *
     w_norm = jnp.linalg.norm(w, axis=-1)
     usable = (jnp.arange(n) > 0) & (w_norm > 0)
     dist = jnp.where(usable, f / jnp.where(usable, w_norm, 1.0), jnp.inf)
-    l = jnp.argmin(dist, axis=-1)
+    l = jnp.argmin(dist, axis=-1)  # noqa: E741  (DeepFool's l-hat, Algorithm 2)
     f_l = jnp.take_along_axis(f, l[:, None], axis=1)[:, 0]
     w_l = jnp.take_along_axis(w, l[:, None, None], axis=1)[:, 0]
     w_l_sq = jnp.take_along_axis(w_norm, l[:, None], axis=1)[:, 0] ** 2
