@@ -109,6 +109,11 @@ class SignalPool:
   def num_classes(self) -> int:
     return len(self.classes)
 
+  @property
+  def nbytes(self) -> int:
+    """Bytes the members' signals take in memory (float32 (n, 2, L))."""
+    return len(self) * 2 * self.length * 4
+
   def signals(self, positions: np.ndarray | None = None) -> np.ndarray:
     """float32 (k, 2, L) of the members at ``positions`` (all members when None)."""
     ids = self.ids if positions is None else self.ids[positions]

@@ -56,7 +56,7 @@ class Splits:
   @property
   def nbytes(self) -> int:
     """Bytes the train and test signals take in memory (float32)."""
-    return (len(self.train) + len(self.test)) * 2 * self.train.length * 4
+    return self.train.nbytes + self.test.nbytes
 
   def summary(self) -> dict:
     return {name: len(getattr(self, name)) for name in ('train', 'test', 'target',
@@ -187,6 +187,11 @@ class TrainValidationTest:
   def summary(self) -> dict:
     return {'train': len(self.train), 'test': len(self.test),
             'validation': 0 if self.validation is None else len(self.validation)}
+
+  @property
+  def nbytes(self) -> int:
+    """Bytes all its signals take in memory (float32)."""
+    return sum(p.nbytes for p in (self.train, self.validation, self.test) if p is not None)
 
   def in_memory(self) -> TrainValidationTest:
     """The same split over one in-memory copy of all its signals."""

@@ -1,6 +1,7 @@
 """The ClST experiment: a ClST teacher, its students alone and distilled, on 3 % and 5 %.
 
-Hou et al. 2024 (arXiv:2312.17446, ``papers/clst-summary.md``): ClST is trained on a random
+Hou et al. 2024 ("ClST: A Convolutional Transformer Framework for Automatic Modulation
+Recognition by Knowledge Distillation", arXiv:2312.17446): ClST is trained on a random
 3 % or 5 % of the data, the remaining vectors are split into validation and test, and the
 trained ClST teaches KD-CNN and KD-MobileNet by signal knowledge distillation (SKD,
 ``amrjax.protocols.distill``). Adam, learning rate 0.01, batch 256, cosine decay, 100 epochs.
@@ -51,34 +52,30 @@ import numpy as np
 from amrjax import models
 from amrjax.data import splits as splits_lib
 from amrjax.errors import ConfigError
-from amrjax.experiments import common
-from amrjax.experiments.rundir import RunDir
+from amrjax.experiments import common, runner
+from amrjax.experiments.runner import percent_label as fraction_label
 from amrjax.protocols import distill as distill_lib
 from amrjax.reporting import tables as report_tables
 from amrjax.seeding import derive_seed
-from amrjax.train import TrainConfig, TrainingDivergedError, fit, predict_logits
+from amrjax.train import TrainConfig, diverged_where, fit, predict_logits
 from amrjax.train.loop import COSINE, SCHEDULES, accuracy_report
 
 TEACHER, ALONE, DISTILLED = 'teacher', 'alone', 'distilled'
 
-# Presets. 'paper' is ClST Sec. IV (as summarised): 3 % and 5 %, Adam 0.01, batch 256,
-# cosine decay, 100 epochs; every vector of the dataset. 'quick' finishes in minutes on a
-# 2-core CPU: a 22,000-vector stand-in (100 per cell), one fraction (5 %: 1,100 training
-# vectors), 10 epochs at batch 64 (batch 256 would give 5 steps per epoch), 5 validation
-# and 5 test vectors per cell, no per-epoch validation. Its learning rate is the paper's
-# 0.01 scaled to batch 64 by the linear scaling rule (Goyal et al. 2017): 0.0025. At 0.01
-# ClST did not learn in 10 epochs (train and test accuracy 13-14 % on 11 classes, loss
-# stuck near ln 11; measured). 'paper' and 'study'
-# distil each student twice: two-term KD and the three-term SKD (feature weight 1).
-# 'study' is 'paper' cut to fit a 2-core CPU (docs/results.md): the paper's training sets
-# (3 % and 5 % of all 220,000 stand-in vectors: 6,600 and 11,000), but 30 epochs instead
-# of 100 (on one AVX-512 core ClST trains at about 0.6 s and KD-MobileNet at about 0.3 s
-# per batch of 256, so 100 epochs of both fractions would take about 3 hours; 30 take
-# about 1), 100 validation and 100 test vectors per
-# (class, SNR) cell (22,000 each, instead of about 107,000) and no per-epoch validation;
-# and Adam at 0.001, not the paper's 0.01: at 0.01 the ClST teacher reached 28.5 % train and
-# 26.8 % test accuracy after 30 epochs on the 3 % set (6,600 vectors; measured, docs/results.md),
-# below KD-CNN trained alone at the same rate (46.2 %), so it had nothing to teach.
+# Presets. 'paper' is ClST Sec. IV: 3 % and 5 %, Adam 0.01, batch 256, cosine decay, 100
+# epochs; every vector of the dataset. 'quick' runs in minutes on a 2-core CPU: a
+# 22,000-vector stand-in (100 per cell), one fraction (5 %: 1,100 training vectors), 10
+# epochs at batch 64 (batch 256 would give 5 steps per epoch), 5 validation and 5 test
+# vectors per cell, no per-epoch validation. Its learning rate is the paper's 0.01 scaled to
+# batch 64 by the linear scaling rule (Goyal et al. 2017): 0.0025, as ClST does not learn
+# in 10 epochs at 0.01. 'paper' and 'study' distil each student twice: two-term KD and the
+# three-term SKD (feature weight 1). 'study' is 'paper' cut to fit hours on a 2-core CPU:
+# the paper's training sets (3 % and 5 % of all 220,000 stand-in vectors: 6,600 and
+# 11,000), but 30 epochs instead of 100, 100 validation and 100 test vectors per (class,
+# SNR) cell (22,000 each, instead of about 107,000), no per-epoch validation, and Adam at
+# 0.001, not the paper's 0.01, at which the ClST teacher learned less than KD-CNN alone and
+# had nothing to teach. The measurements behind each choice: docs/results.md, "How the
+# presets were sized".
 PRESETS: dict[str, dict] = {
     'quick': dict(fractions=(0.05,), seeds=(0,), epochs=10, teacher_epochs=10, batch_size=64,
                   learning_rate=0.0025, synthetic_per_cell=100, eval_per_cell=5,
@@ -94,7 +91,6 @@ PRESETS: dict[str, dict] = {
 }
 
 # Validation and test signals are held in memory when they take less.
-IN_MEMORY_LIMIT_BYTES = 4 << 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,10 +235,6 @@ def feature_weight_of(role: str) -> float:
   return 0.0 if role == DISTILLED else float(role.removeprefix(f'{DISTILLED}-c'))
 
 
-def fraction_label(fraction: float) -> str:
-  return f'{fraction * 100:g}%'
-
-
 def run(config: ClstConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print, write_report: bool = True) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results;
@@ -257,21 +249,20 @@ def run(config: ClstConfig, workdir: Path | str, *,
       validation_share=config.validation_share, min_snr=config.min_snr,
       eval_per_cell=config.eval_per_cell)
             for seed in config.seeds for fraction in config.fractions}
-  run_dir = RunDir(workdir)
   # A different configuration in this folder is refused. In the same configuration's
   # folder the results of runs.jsonl are read back; a (seed, fraction) with all of its
   # results is skipped, and in one with some, each training is continued (or restored when
   # it had finished) from its epoch checkpoint.
-  prior = run_dir.start(dataclasses.asdict(config), log=log)
-  prior_accuracy = {_accuracy_key(r): r for r in prior if r['record'] == 'accuracy'}
-  prior_complexity = {r['model']: r for r in prior if r['record'] == 'complexity'}
+  run = runner.Run(config, workdir, key=_record_key, log=log, started=t_start)
+  run_dir = run.dir
+  prior_complexity = {key[1]: r for key, r in run.prior.items() if key[0] == 'complexity'}
   built = {name: models.get(name, spec.num_classes, spec.length)
            for name in (config.teacher,) + config.students}
   teacher = built[config.teacher]
   complexity: dict[str, dict] = {  # measured before an interruption
       name: {k: r[k] for k in ('label', 'params', 'inference')}
       for name, r in prior_complexity.items()}
-  runs, split_sizes = [], {}
+  split_sizes = {}
 
   def measure(name, state):
     if name in complexity:
@@ -292,16 +283,18 @@ def run(config: ClstConfig, workdir: Path | str, *,
     for fraction in config.fractions:
       where = f'[seed {seed}, {fraction_label(fraction)}]'
       split = splits[seed, fraction]
-      held_out = (len(split.validation) + len(split.test)) * 2 * spec.length * 4
-      if held_out <= IN_MEMORY_LIMIT_BYTES:
+      # The training set is read into memory by every training; the held-out sets, read
+      # after every epoch, are held here.
+      if runner.fits_in_memory(split.validation, split.test):
         split = split.held_out_in_memory()
       split_sizes[f'{seed}-{fraction:g}'] = split.summary()
       log(f'{where} train {len(split.train):,}  validation {len(split.validation):,}  '
           f'test {len(split.test):,}')
       validation = split.validation if config.validate else None
-      keys = [(seed, fraction, m, r) for m, r in config.row_keys()]
-      if all(k in prior_accuracy for k in keys):
-        runs.extend(prior_accuracy[k] for k in keys)
+      keys = [('accuracy', seed, fraction, m, r) for m, r in config.row_keys()]
+      if all(k in run.prior for k in keys):
+        for k in keys:
+          run.reuse(k)
         log(f'{where} done before the interruption (runs.jsonl)')
         continue
 
@@ -309,10 +302,8 @@ def run(config: ClstConfig, workdir: Path | str, *,
         t0 = time.time()
         tag = dict(seed=seed, fraction=fraction, model=name, role=role)
         checkpoint = run_dir.checkpoint_folder(f'{name}-{role}-seed{seed}-f{fraction:g}')
-        try:
+        with diverged_where(f'{where} {config.row_label(name, role)}'):
           state, history = train_fn(lambda m: run_dir.log_metrics({**tag, **m}), checkpoint)
-        except TrainingDivergedError as e:
-          raise TrainingDivergedError(f'{where} {config.row_label(name, role)}: {e}') from None
         logits = predict_logits(built[name], state.variables, split.test,
                                 batch_size=config.eval_batch_size)
         predicted = np.argmax(logits, -1)
@@ -327,11 +318,9 @@ def run(config: ClstConfig, workdir: Path | str, *,
           record['teacher_agreement'] = agreement
           note = f', agrees with the teacher on {agreement:.1%} of test'
         record['seconds'] = time.time() - t0
-        if (seed, fraction, name, role) in prior_accuracy:  # tested before an interruption
-          runs.append(prior_accuracy[(seed, fraction, name, role)])
+        if run.reuse(('accuracy', seed, fraction, name, role)):  # tested before a kill
           return state, logits
-        runs.append(record)
-        run_dir.append_jsonl('runs.jsonl', record)  # kept even if a later training fails
+        run.record(record)
         log(f'{where} {config.row_label(name, role)}: test accuracy {result.accuracy:.2%} '
             f'(train accuracy {history[-1]["accuracy"]:.2%}{note}; '
             f'{record["seconds"]:.0f} s)')
@@ -366,18 +355,19 @@ def run(config: ClstConfig, workdir: Path | str, *,
                   checkpoint=checkpoint),
               teacher_logits)
 
-  table = result_table(config, spec.name, data.origin['kind'], runs, complexity)
-  results = common.results_record(
-      'clst', config, data, split_sizes, runs, t_start,
+  table = result_table(config, spec.name, data.origin['kind'], run.records, complexity)
+  return run.finish(
+      'clst', data, split_sizes, [format_table(table)], write_report=write_report,
       row_labels={f'{m}/{r}': config.row_label(m, r) for m, r in config.row_keys()},
       models=complexity, table=table)
-  return common.finish(run_dir, results, [format_table(table)], log=log,
-                       write_report=write_report)
 
 
-def _accuracy_key(record: dict) -> tuple:
-  """(seed, fraction, model, role) of an accuracy record of ``runs.jsonl``."""
-  return (record['seed'], record['fraction'], record['model'], record['role'])
+def _record_key(record: dict) -> tuple:
+  """('accuracy', seed, fraction, model, role) or ('complexity', model) of a ``runs.jsonl``
+  record."""
+  if record['record'] == 'complexity':
+    return 'complexity', record['model']
+  return 'accuracy', record['seed'], record['fraction'], record['model'], record['role']
 
 
 def result_table(config: ClstConfig, dataset: str, data_kind: str, runs: Sequence[dict],

@@ -40,33 +40,28 @@ from amrjax import models
 from amrjax.data import splits as splits_lib
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
-from amrjax.experiments import common
-from amrjax.experiments.rundir import RunDir
+from amrjax.experiments import common, runner
 from amrjax.protocols import cwloss
 from amrjax.reporting import tables as report_tables
 from amrjax.seeding import derive_seed
-from amrjax.train import TrainConfig, TrainState, evaluate, fit
+from amrjax.train import TrainConfig, TrainState, diverged_where, evaluate, fit
 
 TABLE1, TABLE2 = 'table1', 'table2'
 TABLES = (TABLE1, TABLE2)
 CE, CW = 'ce', 'cw'
 
-# Presets. 'quick' is a minutes-long smoke run of the whole protocol on a 2-core CPU: one seed,
-# 10 vectors per (class, SNR) cell of the synthetic stand-in (7 train, 1 validation, 2 test per
-# cell: 1,540 / 220 / 440 vectors over all 20 SNRs of RML2016.10a), 3 epochs, batch 32 (with
-# 1,540 vectors, 512 would give 3 updates per epoch); patience 2 only keeps the best of the 3
-# epochs. It is too short for the Table II models to learn on this stand-in (measured: CLDNN,
-# IC-AMCNet and ResNet stay at chance for 8 such epochs, LSTM2 reaches 12 %), so it checks the
-# pipeline, not the paper's numbers. 'paper' is AFNet Sec. IV: the whole dataset, every SNR,
-# Adam 1e-3, batch 512, patience 15, at most 300 epochs. 'study' is 'paper' cut to what a
-# 2-core CPU can train (docs/results.md): AFNet trains at about 1.2 s per batch of 512 on
-# one AVX-512 core, so one epoch of the full 158,400 training vectors takes about 6 minutes
-# and an early-stopped training hours. It keeps every SNR and the paper's optimiser and
-# batch, and cuts the data to 200 vectors per (class, SNR) cell (44,000 vectors, a fifth
-# of the file: 31,680 train / 3,520 validation / 8,800 test), the epochs to at most 30 with
-# patience 6 (an AFNet epoch takes about 75 s, so Table I's four trainings take at most
-# about 2.5 hours), the seeds to one, and Table II to the two cheapest of its four models
-# (IC-AMCNet, LSTM2; ResNet trains about 4 times slower than AFNet here).
+# Presets. 'quick' is a smoke run of the whole protocol: one seed, 10 vectors per (class,
+# SNR) cell of the synthetic stand-in (7 train, 1 validation, 2 test per cell: 1,540 / 220 /
+# 440 vectors over all 20 SNRs of RML2016.10a), 3 epochs, batch 32 (with 1,540 vectors, 512
+# would give 3 updates per epoch); patience 2 only keeps the best of the 3 epochs. It is too
+# short for the Table II models to learn on this stand-in, so it checks the pipeline, not the
+# paper's numbers. 'paper' is AFNet Sec. IV: the whole dataset, every SNR, Adam 1e-3, batch
+# 512, patience 15, at most 300 epochs. 'study' is 'paper' cut to what a 2-core CPU can
+# train in hours: every SNR and the paper's optimiser and batch, but 200 vectors per (class,
+# SNR) cell (44,000 vectors, a fifth of the file: 31,680 train / 3,520 validation / 8,800
+# test), at most 30 epochs with patience 6, one seed, and Table II's two cheapest models
+# (IC-AMCNet, LSTM2). The measurements behind each choice: docs/results.md, "How the
+# presets were sized".
 PRESETS: dict[str, dict] = {
     'quick': dict(seeds=(0,), epochs=3, patience=2, batch_size=32, synthetic_per_cell=10,
                   max_per_cell=None, eval_batch_size=256),
@@ -75,9 +70,6 @@ PRESETS: dict[str, dict] = {
     'study': dict(seeds=(0,), epochs=30, patience=6, batch_size=512, synthetic_per_cell=None,
                   max_per_cell=200, eval_batch_size=1024, models=('icamcnet', 'lstm2')),
 }
-
-# The whole train, validation and test signals are held in memory below this size.
-IN_MEMORY_LIMIT_BYTES = 4 << 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,16 +215,16 @@ def run(config: CwLossConfig, workdir: Path | str, *,
       data.pool, train_fraction=spec.train_fraction,
       validation_fraction=config.validation_fraction, min_snr=config.min_snr,
       max_per_cell=config.max_per_cell, split_seed=config.split_seed)
-  if sum(splits.summary().values()) * 2 * spec.length * 4 <= IN_MEMORY_LIMIT_BYTES:
+  if runner.fits_in_memory(splits):
     splits = splits.in_memory()
   log(f'train {len(splits.train):,}  validation {splits.summary()["validation"]:,}  '
       f'test {len(splits.test):,} vectors, SNR {splits.test.snr.min()}..'
       f'{splits.test.snr.max()} dB')
-  run_dir = RunDir(workdir)
   # A different configuration in this folder is refused. In the same configuration's
   # folder, the tested cells of runs.jsonl and the weights of weights.jsonl are read back
   # and a training is continued from its epoch checkpoint (checkpoints/).
-  prior = {_cell_key(r): r for r in run_dir.start(dataclasses.asdict(config), log=log)}
+  run = runner.Run(config, workdir, key=_cell_key, log=log, started=t_start)
+  run_dir = run.dir
   prior_weights = {(w['seed'], w['model'], w['k']): w
                    for w in run_dir.read_jsonl('weights.jsonl', log=log)}
   run_dir.write_ids('weights/train-ids.npy', splits.train.ids)
@@ -241,7 +233,6 @@ def run(config: CwLossConfig, workdir: Path | str, *,
             (list(config.models) if TABLE2 in config.tables else []))
   nets = {name: models.get(name, spec.num_classes, spec.length) for name in needed}
   train_config = config.train_config()
-  runs: list[dict] = []
   weight_stats: list[dict] = []
 
   for seed in config.seeds:
@@ -257,13 +248,16 @@ def run(config: CwLossConfig, workdir: Path | str, *,
       on_epoch = lambda m: run_dir.log_metrics({**tag, **m})
       checkpoint = run_dir.checkpoint_folder(
           f'{model_name}-{loss}' + ('' if k is None else f'-k{k}') + f'-seed{seed}')
+      where = f'seed {seed}, {row_label(model_name, loss, k, config.weight_model)}'
       if loss == CE:
-        return fit(net, splits.train, train_config, seed=train_seed,
-                   validation=splits.validation, on_epoch=on_epoch, checkpoint=checkpoint)
+        with diverged_where(where):
+          return fit(net, splits.train, train_config, seed=train_seed,
+                     validation=splits.validation, on_epoch=on_epoch, checkpoint=checkpoint)
       init = (cwloss.copy_state(stage_one_state(model_name)) if config.warm_start else None)
-      return cwloss.train_stage_two(
-          net, splits.train, weights, train_config, seed=train_seed, state=init,
-          validation=splits.validation, on_epoch=on_epoch, checkpoint=checkpoint)
+      with diverged_where(where):
+        return cwloss.train_stage_two(
+            net, splits.train, weights, train_config, seed=train_seed, state=init,
+            validation=splits.validation, on_epoch=on_epoch, checkpoint=checkpoint)
 
     def train_and_test(model_name: str, loss: str, k: int | None = None,
                        weights: np.ndarray | None = None) -> dict:
@@ -271,9 +265,8 @@ def run(config: CwLossConfig, workdir: Path | str, *,
       if key in done:
         return done[key]
       label = row_label(model_name, loss, k, config.weight_model)
-      if (seed, *key) in prior:  # tested before an interruption
-        record = done[key] = prior[(seed, *key)]
-        runs.append(record)
+      if (seed, *key) in run.prior:  # tested before an interruption
+        record = done[key] = run.reuse((seed, *key))
         log(f'[seed {seed}] {label}: done before the interruption (runs.jsonl)')
         return record
       t0 = time.time()
@@ -291,9 +284,7 @@ def run(config: CwLossConfig, workdir: Path | str, *,
                     average_accuracy=summary.average, max_accuracy=summary.maximum,
                     best_snr=summary.best_snr,
                     test=result.to_json(), seconds=time.time() - t0)
-      runs.append(record)
-      run_dir.append_jsonl('runs.jsonl', record)  # kept even if a later run fails
-      done[key] = record
+      done[key] = run.record(record)
       log(f'[seed {seed}] {label}: average {summary.average:.2%}, max {summary.maximum:.2%} '
           f'(at {summary.best_snr} dB) over {summary.levels} SNRs; {len(history)} epochs, '
           f'kept {record["kept_epoch"]} ({record["seconds"]:.0f} s)')
@@ -340,11 +331,9 @@ def run(config: CwLossConfig, workdir: Path | str, *,
         train_and_test(model_name, CE)
         train_and_test(model_name, CW, config.table2_k, w)
 
-  tables = result_tables(config, spec.name, data.origin['kind'], runs)
-  results = common.results_record('cwloss', config, data, splits.summary(), runs, t_start,
-                                   tables=tables, weights=weight_stats)
-  return common.finish(run_dir, results, map(report_tables.text_of, tables.values()), log=log,
-                       write_report=write_report)
+  tables = result_tables(config, spec.name, data.origin['kind'], run.records)
+  return run.finish('cwloss', data, splits.summary(), runner.text_tables(tables.values()),
+                    write_report=write_report, tables=tables, weights=weight_stats)
 
 
 AVG, MAX = 'Average acc', 'Max acc'

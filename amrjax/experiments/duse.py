@@ -50,14 +50,15 @@ from amrjax import models
 from amrjax.data import splits as splits_lib
 from amrjax.data.pool import SignalPool
 from amrjax.errors import ConfigError
-from amrjax.experiments import common
+from amrjax.experiments import common, runner
 from amrjax.experiments.rundir import RunDir
+from amrjax.experiments.runner import percent_label as rate_label
 from amrjax.protocols import expansion, one_shot
 from amrjax.reporting import tables as report_tables
 from amrjax.scoring import pools
 from amrjax.seeding import derive_seed
 from amrjax.selection import select, strategies
-from amrjax.train import TrainConfig, diverged_where, evaluate, fit
+from amrjax.train import TrainConfig, diverged_where, evaluate
 
 TARGET, RANDOM, ONESHOT, DUSE = 'target', 'random', 'duse_oneshot', 'duse'
 METHODS = (TARGET, RANDOM, ONESHOT, DUSE)
@@ -97,20 +98,17 @@ def expand_methods(names) -> tuple[str, ...]:
   return tuple(out)
 
 
-# Presets. 'quick' is sized so the default command finishes within 15 minutes on the slower
-# of the 2-core CPUs we measured (an AVX2 EPYC at ~66 GFLOP/s matmul, where one 2D-CNN
-# train step at L = 512, batch 128, takes ~1.6 s); README has the measured times. It uses
-# 50 vectors per (class, SNR) cell, so without the real file it generates only that many
-# (a full-size Sig2019 stand-in is 3.8 GB and takes ~2 minutes to write). 'paper' is DUSE
-# Sec. IV-D.
+# Presets. 'quick' is sized so the default command finishes in minutes on a 2-core CPU
+# (README gives its time). It uses 50 vectors per (class, SNR) cell, so without the real
+# file it generates only that many instead of a full-size stand-in. 'paper' is DUSE
+# Sec. IV-D. Why each preset value is what it is, with the measurements: docs/results.md,
+# "How the presets were sized".
 PRESETS: dict[str, dict] = {
     # DeepFool at DeepCore's settings (50 steps over all classes) needs ~(1 + C) backward
-    # passes per step for a whole batch until its slowest sample flips: hours on a CPU. Even
-    # 10 steps over 4 candidate classes took over 10 minutes for 3,920 vectors here; the
-    # quick preset uses 3 steps towards the runner-up class.
+    # passes per step for a whole batch until its slowest sample flips; the quick preset
+    # uses 3 steps towards the runner-up class.
     # Batch 32, not the paper's 128: with ~400 training vectors, 128 gives 3 updates per
-    # epoch and the 2D-CNN stays near chance (measured: 12.7 % vs 28.8 % test accuracy after
-    # 15 epochs on 396 Sig2019 vectors, same compute).
+    # epoch and the 2D-CNN stays near chance.
     'quick': dict(rates=(0.09,), seeds=(0, 1), rounds=2, round_epochs=10, final_epochs=10,
                   max_per_cell=50, synthetic_per_cell=50, batch_size=32,
                   strategy_options={'deepfool': {'max_iter': 3, 'num_candidates': 2}}),
@@ -118,17 +116,12 @@ PRESETS: dict[str, dict] = {
                   round_epochs=20, final_epochs=50, max_per_cell=None,
                   synthetic_per_cell=None, batch_size=128, strategy_options={}),
     # The paper's data scale, epochs and baselines at two of its rates, with the 1D-CNN
-    # selecting and evaluating: the 2D-CNN is about 5x slower per epoch on a 2-core CPU,
-    # which puts one seed of Table I at about four hours. R = 4 is Table IV's middle value,
-    # so Table I's DUSE row is also a Table IV cell. docs/results.md has the measured times.
+    # selecting and evaluating (the 2D-CNN costs about 5 times as much per epoch). R = 4 is
+    # Table IV's middle value, so Table I's DUSE row is also a Table IV cell.
     'study': dict(dataset='rml2016.10a', rates=(0.04, 0.09), seeds=(0, 1, 2), rounds=4,
                   round_epochs=20, final_epochs=50, max_per_cell=None, synthetic_per_cell=None,
                   batch_size=128, model='cnn1d', methods=('table1',), strategy_options={}),
 }
-
-# Experiments hold the whole train and test signals in memory when they take less.
-IN_MEMORY_LIMIT_BYTES = 4 << 30
-
 
 @dataclasses.dataclass(frozen=True)
 class DuseConfig(common.DataSettings):
@@ -234,10 +227,6 @@ class DuseConfig(common.DataSettings):
     return labels.get(method) or strategies.get(method).label
 
 
-def rate_label(rate: float) -> str:
-  return f'{rate * 100:g}%'
-
-
 def run(config: DuseConfig, workdir: Path | str, *,
         log: Callable[[str], None] = print, write_report: bool = True) -> dict:
   """Runs the experiment of ``config``, writes the run directory, returns the results;
@@ -251,8 +240,8 @@ def run(config: DuseConfig, workdir: Path | str, *,
       data.pool, train_fraction=spec.train_fraction, min_snr=config.min_snr,
       target_fraction=config.target_fraction, max_per_cell=config.max_per_cell,
       split_seed=config.split_seed, target_seed=seed) for seed in config.seeds}
-  run_dir = RunDir(workdir)
-  done = {_run_key(r): r for r in run_dir.start(dataclasses.asdict(config), log=log)}
+  run = runner.Run(config, workdir, key=_run_key, log=log, started=t_start)
+  run_dir, done = run.dir, run.prior
   scorer = models.get(config.model, spec.num_classes, spec.length)
   evaluators = {name: models.get(name, spec.num_classes, spec.length)
                 for name in config.evaluators}
@@ -260,7 +249,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
   round_train = TrainConfig(config.round_epochs, config.batch_size, config.learning_rate)
   final_train = TrainConfig(config.final_epochs, config.batch_size, config.learning_rate)
 
-  runs, split_sizes = [], {}
+  split_sizes = {}
   # DUSE Fig. 4: the expanded sets of the first seed at the rate nearest the paper's 4 %,
   # embedded by the final model of the last method trained there (DUSE; see
   # ``write_embeddings``).
@@ -270,7 +259,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
   expanded_sets: dict[str, SignalPool] = {}
   for seed in config.seeds:
     splits = seed_splits.pop(seed)
-    if splits.nbytes <= IN_MEMORY_LIMIT_BYTES:
+    if runner.fits_in_memory(splits):
       splits = splits.in_memory()
     split_sizes[str(seed)] = splits.summary()
     run_dir.write_ids(f'selected/target-seed{seed}.npy', splits.target.ids)
@@ -282,7 +271,8 @@ def run(config: DuseConfig, workdir: Path | str, *,
       """Whether an interrupted run of this configuration already tested this cell."""
       found = [(method, rate, seed, e) in done for e in evaluators]
       if all(found):
-        runs.extend(done[(method, rate, seed, e)] for e in evaluators)
+        for e in evaluators:
+          run.reuse((method, rate, seed, e))
         if seed == config.seeds[0] and rate == tsne_rate and method != TARGET:
           # The embeddings, written after the last method's training, cover this set too.
           expanded_sets[config.method_label(method)] = _expanded_set(
@@ -301,19 +291,16 @@ def run(config: DuseConfig, workdir: Path | str, *,
       if embed:
         expanded_sets[config.method_label(method)] = train_pool
       for eval_index, (eval_name, evaluator) in enumerate(evaluators.items()):
-        if (method, rate, seed, eval_name) in done:
-          runs.append(done[(method, rate, seed, eval_name)])
+        if run.reuse((method, rate, seed, eval_name)):
           continue
         t0 = time.time()
         tag = dict(seed=seed, method=method, rate=rate, eval_model=eval_name, phase='final')
         where = (f'seed {seed}, {config.method_label(method)}'
                  f'{"" if rate is None else " at " + rate_label(rate)}, final training of '
                  f'{models.label(eval_name)}')
-        with diverged_where(where):
-          state, _ = fit(evaluator, train_pool, final_train, seed=eval_seed,
-                         on_epoch=lambda m, tag=tag: run_dir.log_metrics({**tag, **m}),
-                         checkpoint=run_dir.checkpoint_folder(f'final/{name}-{eval_name}'),
-                         checkpoint_last=False)  # the result is written right after
+        state, _ = run.fit(evaluator, train_pool, final_train, seed=eval_seed, where=where,
+                           tag=tag, checkpoint=f'final/{name}-{eval_name}',
+                           checkpoint_last=False)  # the result is written right after
         result = evaluate(evaluator, state.variables, splits.test)
         if embed and eval_index == 0 and method == embedded[-1]:
           write_embeddings(run_dir, tsne_name, evaluator, state.variables, expanded_sets,
@@ -322,8 +309,7 @@ def run(config: DuseConfig, workdir: Path | str, *,
                       train_size=len(train_pool),
                       class_counts=train_pool.class_counts().tolist(),
                       test=result.to_json(), seconds=time.time() - t0, **(extra or {}))
-        runs.append(record)
-        run_dir.append_jsonl('runs.jsonl', record)  # kept even if a later run fails
+        run.record(record)
         run_dir.discard_checkpoints(f'final/{name}-{eval_name}')
         log(f'[seed {seed}] {config.method_label(method)}'
             f'{"" if rate is None else " at " + rate_label(rate)}'
@@ -390,14 +376,12 @@ def run(config: DuseConfig, workdir: Path | str, *,
                        extra={'selection_seconds': time.time() - t0, 'rounds': rounds})
         run_dir.discard_checkpoints(f'{method}-seed{seed}-r{rate:g}')
 
-  tables = result_tables(config, spec.name, data.origin['kind'], runs)
-  results = common.results_record(
-      'duse', config, data, split_sizes, runs, t_start,
+  tables = result_tables(config, spec.name, data.origin['kind'], run.records)
+  return run.finish(
+      'duse', data, split_sizes, runner.text_tables(tables), write_report=write_report,
       method_labels={m: config.method_label(m) for m in config.methods},
       embeddings=tsne_name if (run_dir.path / tsne_name).is_file() else None,
       table=tables[0], tables=tables)
-  return common.finish(run_dir, results, map(report_tables.text_of, tables), log=log,
-                       write_report=write_report)
 
 
 def write_embeddings(run_dir: RunDir, name: str, model, variables,

@@ -48,8 +48,8 @@ RUNS: dict[str, dict] = {
     # Tables I and II: one run directory per seed, so seeds can be added later.
     **{f'table1-seed{s}': dict(seeds=(s,)) for s in (0, 1)},
     'table1-seed2-key': dict(seeds=(2,), methods=('target', 'random', 'duse_oneshot', 'duse')),
-    # Table II without DeepFool, whose two selections take 20 of a seed's 50 minutes on one
-    # core; it has a run of its own.
+    # Table II without DeepFool, whose two selections cost as much as the rest of a seed;
+    # it has a run of its own.
     **{f'table2-seed{s}': dict(seeds=(s,), setting=expansion.BALANCE,
                                methods=tuple(m for m in TABLE_METHODS if m != 'deepfool'))
        for s in (0, 1)},

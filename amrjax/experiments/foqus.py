@@ -12,10 +12,8 @@ testing"); ``eval_models`` evaluates every selection model's coresets on each of
 Evaluation trainings use Adam with the learning rate cosine-decayed to 0 over the
 ``eval_epochs`` (``eval_schedule``; DeepCore, whose protocol the coreset baselines follow,
 anneals its evaluation training the same way; the FoQuS paper names no optimiser). At a
-constant rate the test accuracy is that of whatever the last step left: measured on the
-quick data, a FoQuS 10 % coreset fitted to 92 % at epoch 39, jumped to a loss of 0.60 at
-epoch 40 and tested at chance (so did Least confidence's), and seven methods scored lower
-at 30 % than at 20 %.
+constant rate the test accuracy is that of whatever the last step left (docs/results.md,
+"How the presets were sized").
 
 The data: the SNR > ``min_snr`` dB vectors ("high SNR data", Sec. IV-A; the paper does not
 give the threshold, we use DUSE's 10 dB), optionally ``max_per_cell`` per (class, SNR)
@@ -41,32 +39,31 @@ import numpy as np
 from amrjax import models
 from amrjax.data import splits as splits_lib
 from amrjax.errors import ConfigError
-from amrjax.experiments import common
-from amrjax.experiments.rundir import RunDir
+from amrjax.experiments import common, runner
+from amrjax.experiments.runner import percent_label as rate_label
 from amrjax.protocols import coreset
 from amrjax.reporting import tables as report_tables
 from amrjax.seeding import derive_seed
 from amrjax.selection import select, strategies
-from amrjax.train import TrainConfig, diverged_where, evaluate, fit
+from amrjax.train import TrainConfig, evaluate
 from amrjax.train.loop import COSINE, SCHEDULES
 
 FULL = 'full'
 """Pseudo-method: the evaluation model trained on the whole training split (the
 reference a coreset approximates, FoQuS Eq. 1); listed with the methods to include it."""
 
-# 'quick' fits the default command into ~9 minutes on a 2-core CPU (520 s measured; README):
-# the paper's five rates, one selection model (CNN1D, the cheaper one), 100 vectors per
-# (class, SNR) cell of the stand-in (3,520 training vectors at SNR > 10 dB), T = 8, 40
-# evaluation epochs at batch 32. 40, not fewer: with 12 epochs every 5 % coreset of a
-# 1,408-vector run tested at chance (CNN1D's BatchNorm statistics lag its weights after 36
-# steps); the 1 % coresets (35 vectors, 80 steps) still do. 'paper' is FoQuS Sec. IV-B:
-# CNN1D and CNN2D, 50 evaluation epochs, 3 repeats. The selection epochs T are not given in
-# the paper; 20 is our choice (DUSE's scorer epochs). 'study' is 'paper' cut to fit about
-# two hours per table on a 2-core CPU (docs/results.md): the paper's data scale (all 44,000
-# stand-in vectors above 10 dB: 35,200 train / 8,800 test), one seed, CNN1D -> CNN1D, and
-# seven of the eleven rows: FoQuS, Uniform, Herding, Forgetting, and the paper's three best
-# other CNN1D baselines on RML2016.10a (CD, GraNd, k-Center Greedy). Each method costs about
-# 9,150 evaluation steps over the five rates, about 9 minutes on one AVX-512 core.
+# 'quick' runs the default command in minutes on a 2-core CPU (README): the paper's five
+# rates, one selection model (CNN1D, the cheaper one), 100 vectors per (class, SNR) cell of
+# the stand-in (3,520 training vectors at SNR > 10 dB), T = 8, 40 evaluation epochs at
+# batch 32: with fewer, the smallest coresets give too few steps for CNN1D's BatchNorm
+# statistics to follow its weights. 'paper' is FoQuS Sec. IV-B: CNN1D and CNN2D, 50
+# evaluation epochs, 3 repeats. The selection epochs T are not given in the paper; 20 is our
+# choice (DUSE's scorer epochs). 'study' is 'paper' cut to fit hours per table on a 2-core
+# CPU: the paper's data scale (all 44,000 stand-in vectors above 10 dB: 35,200 train / 8,800
+# test), one seed, CNN1D -> CNN1D, and seven of the eleven rows: FoQuS, Uniform, Herding,
+# Forgetting, and the paper's three best other CNN1D baselines on RML2016.10a (CD, GraNd,
+# k-Center Greedy). The measurements behind each choice: docs/results.md, "How the presets
+# were sized".
 PRESETS: dict[str, dict] = {
     'quick': dict(rates=(0.01, 0.05, 0.1, 0.2, 0.3), seeds=(0,), selection_models=('cnn1d',),
                   selection_epochs=8, eval_epochs=40, batch_size=32, max_per_cell=100,
@@ -176,10 +173,6 @@ class CoresetConfig(common.DataSettings):
     return coreset.parse_method(method).label
 
 
-def rate_label(rate: float) -> str:
-  return f'{rate * 100:g}%'
-
-
 AVG = 'Avg'
 
 
@@ -190,7 +183,9 @@ def load_split(config: CoresetConfig, log: Callable[[str], None] = print):
   pool = splits_lib.filter_snr(data.pool, config.min_snr)
   pool = splits_lib.subsample_cells(pool, config.max_per_cell, rng)
   train, test = splits_lib.split_train_test(pool, data.spec.train_fraction, rng)
-  return data, train.in_memory(), test.in_memory()
+  if runner.fits_in_memory(train, test):
+    train, test = train.in_memory(), test.in_memory()
+  return data, train, test
 
 
 def _run_key(record: dict) -> tuple:
@@ -217,17 +212,14 @@ def run(config: CoresetConfig, workdir: Path | str, *,
   eval_train = TrainConfig(config.eval_epochs, config.batch_size, config.learning_rate,
                            schedule=config.eval_schedule)
   selecting = [m for m in config.methods if m != FULL]
-  run_dir = RunDir(workdir)
-  done = {_run_key(r): r for r in run_dir.start(dataclasses.asdict(config), log=log)}
-
-  runs = []
+  run = runner.Run(config, workdir, key=_run_key, log=log, started=t_start)
+  run_dir = run.dir
   for seed in config.seeds:
     eval_seed = derive_seed(seed, 'coreset-evaluation')
 
     def train_and_test(method, rate, sel_name, eval_name, pool):
-      key = (method, rate, seed, sel_name, eval_name)
-      if key in done:  # tested before an interruption (the selection is redone: seeded)
-        runs.append(done[key])
+      # Tested before an interruption? (The selection is redone: it is seeded.)
+      if run.reuse((method, rate, seed, sel_name, eval_name)):
         return
       evaluator = models.get(eval_name, spec.num_classes, spec.length)
       tag = dict(seed=seed, method=method, rate=rate, selection_model=sel_name,
@@ -238,18 +230,15 @@ def run(config: CoresetConfig, workdir: Path | str, *,
                f'{models.label(eval_name)} (selected by {models.label(sel_name)})')
       folder = (f'evaluation/{method.replace(":", "-")}-{sel_name}-{eval_name}-seed{seed}'
                 + ('' if rate is None else f'-r{rate:g}'))
-      with diverged_where(where):
-        state, _ = fit(evaluator, pool, eval_train, seed=eval_seed,
-                       on_epoch=lambda m: run_dir.log_metrics({**tag, **m}),
-                       checkpoint=run_dir.checkpoint_folder(folder),
-                       checkpoint_last=False)  # the result is written right after
+      state, _ = run.fit(evaluator, pool, eval_train, seed=eval_seed, where=where, tag=tag,
+                         checkpoint=folder,
+                         checkpoint_last=False)  # the result is written right after
       result = evaluate(evaluator, state.variables, test)
       record = dict(method=method, rate=rate, seed=seed, selection_model=sel_name,
                     eval_model=eval_name, train_size=len(pool),
                     class_counts=pool.class_counts().tolist(), test=result.to_json(),
                     seconds=time.time() - t0)
-      runs.append(record)
-      run_dir.append_jsonl('runs.jsonl', record)  # kept even if a later run fails
+      run.record(record)
       run_dir.discard_checkpoints(folder)
       where = '' if rate is None else f' at {rate_label(rate)}'
       log(f'[seed {seed}] {models.label(sel_name)} -> {models.label(eval_name)}: '
@@ -286,13 +275,12 @@ def run(config: CoresetConfig, workdir: Path | str, *,
             pool = train.subset(selections[(method, rate)].positions)
             train_and_test(method, rate, sel_name, eval_name, pool)
 
-  tables = result_tables(config, spec.name, data.origin['kind'], runs)
-  results = common.results_record(
-      'foqus', config, data, {'train': len(train), 'test': len(test)}, runs, t_start,
+  tables = result_tables(config, spec.name, data.origin['kind'], run.records)
+  return run.finish(
+      'foqus', data, {'train': len(train), 'test': len(test)}, runner.text_tables(tables),
+      write_report=write_report,
       method_labels={m: config.method_label(m) for m in config.methods},
       table=tables[0], tables=tables)
-  return common.finish(run_dir, results, map(report_tables.text_of, tables), log=log,
-                       write_report=write_report)
 
 
 def result_tables(config: CoresetConfig, dataset: str, data_kind: str,
