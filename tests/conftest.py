@@ -1,5 +1,5 @@
 """Test setup, before JAX starts: eight fake CPU devices, so sharded code is exercised, and
-one XLA compute thread per test process (``tests/xla_env.py``)."""
+one compute thread per test process, XLA's and OpenMP's/BLAS's (``tests/xla_env.py``)."""
 
 import os
 import pathlib
@@ -8,6 +8,10 @@ from tests.xla_env import xla_flags
 
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' ' + xla_flags(devices=8)).strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# scikit-learn's t-SNE (OpenMP) and NumPy's BLAS start a thread per core; beside the other
+# xdist worker, their spinning threads made a 1 s t-SNE take 20 s.
+for _var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
+  os.environ.setdefault(_var, '1')
 # One persistent compilation cache for the whole session: both xdist workers and the driver
 # subprocesses the experiment tests start (they inherit the environment) compile many of the
 # same programs, and each is compiled once. It lives under .pytest_cache (git-ignored, absent
