@@ -6,8 +6,9 @@ r"""The DUSE study at the paper's data scale: run its named runs, print its tabl
 Each named run (``amrjax.experiments.duse_study.RUNS``) is ``experiments.duse --preset=study
 --dataset=rml2016.10a`` with a few settings changed, in its own run directory
 ``<workdir>/<name>``; a killed run resumes when started again. Without ``--run`` the
-command only reads the run directories (finished or not) and prints Tables I, II and IV
-and the protocol comparison beside the paper's numbers (docs/results.md).
+command only reads the run directories (finished or not) and prints Tables I, II and IV,
+the protocol comparison and the 2D-CNN's key rows beside the paper's numbers
+(docs/results.md).
 """
 
 from __future__ import annotations

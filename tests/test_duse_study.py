@@ -19,7 +19,8 @@ def _write(root, name, records, counts=None, **changes):
   run_dir.start(config, log=lambda _: None)
   for method, rate, seed, accuracy in records:
     run_dir.append_jsonl('runs.jsonl', {'method': method, 'rate': rate, 'seed': seed,
-                                        'eval_model': 'cnn1d', 'test': {'accuracy': accuracy},
+                                        'eval_model': config['model'],
+                                        'test': {'accuracy': accuracy},
                                         'seconds': 10.0,
                                         'class_counts': (counts or {}).get(method, [1, 1])})
 
@@ -27,7 +28,12 @@ def _write(root, name, records, counts=None, **changes):
 def test_every_named_run_is_a_valid_study_config():
   for name in duse_study.RUNS:
     config = duse_study.config_of(name)
-    assert config.preset == 'study' and config.dataset == 'rml2016.10a' and config.model == 'cnn1d'
+    assert config.preset == 'study' and config.dataset == 'rml2016.10a'
+    assert config.model == ('cnn2d' if name.startswith('cnn2d-') else 'cnn1d')
+  cnn2d = [duse_study.config_of(n) for n in duse_study.RUNS if n.startswith('cnn2d-')]
+  assert sorted((c.setting, c.seeds) for c in cnn2d) == [
+      (setting, (s,)) for setting in ('balance', 'imbalance') for s in (0, 1, 2)]
+  assert all(c.methods == ('target', 'random', 'duse_oneshot', 'duse') for c in cnn2d)
   with pytest.raises(ConfigError, match='unknown study run'):
     duse_study.config_of('table9')
 
@@ -83,3 +89,30 @@ def test_disagreeing_duplicates_are_refused(tmp_path):
   _write(tmp_path, 'table1-seed2-key', [('duse', 0.04, 0, 0.60)], seeds=[0])
   with pytest.raises(ConfigError, match='gave 60.00 here and 64.00'):
     duse_study.collect(tmp_path)
+
+
+def test_the_2d_cnn_rows_stand_beside_the_1d_cnns_and_stay_out_of_its_tables(tmp_path):
+  _write(tmp_path, 'table1-seed0', [('target', None, 0, 0.40), ('duse_oneshot', 0.04, 0, 0.50),
+                                    ('duse', 0.04, 0, 0.64)],
+         counts={'target': [3, 3], 'duse_oneshot': [4, 20], 'duse': [9, 10]})
+  _write(tmp_path, 'cnn2d-imbalance-seed0', [('target', None, 0, 0.30),
+                                             ('duse_oneshot', 0.04, 0, 0.45),
+                                             ('duse', 0.04, 0, 0.55)],
+         counts={'target': [3, 3], 'duse_oneshot': [3, 27], 'duse': [10, 10]})
+  _write(tmp_path, 'cnn2d-balance-seed0', [('duse', 0.09, 0, 0.70)], seeds=[0])
+  one, two = duse_study.collect(tmp_path), duse_study.collect(tmp_path, 'cnn2d')
+  assert one.cell('imbalance', 'margin', 0.04) == pytest.approx({0: 50})
+  assert two.cell('imbalance', 'margin', 0.04) == pytest.approx({0: 45})
+  assert two.cell('balance', 'duse', 0.09) == pytest.approx({0: 70})
+  assert one.skipped == two.skipped == []
+  section = duse_study.report(tmp_path).split("### The paper's 2D-CNN")[1]
+  rows = {line.split(' | ')[0].strip('| '): line.split(' | ') for line in section.splitlines()
+          if line.startswith('| imbalance') or line.startswith('| balance')}
+  margin = rows['imbalance: Margin']
+  assert margin[1:4] == ['50.00 ± 0.00 (1)', '45.00 ± 0.00 (1)', '47.76 ± 7.51']
+  assert margin[-2] == '1-17 / 0-24'  # added per class at 4 %: 1D-CNN / 2D-CNN
+  assert rows['imbalance: DUSE − Margin, paired'][1:3] == ['14.00 ± 0.00 (1)',
+                                                          '10.00 ± 0.00 (1)']
+  # Another model's run directory is named, not mixed in.
+  _write(tmp_path, 'table1-seed1', [('duse', 0.04, 1, 0.9)], model='resnet')
+  assert duse_study.collect(tmp_path).skipped == ['table1-seed1 (differs in model)']

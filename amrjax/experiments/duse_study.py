@@ -14,6 +14,8 @@ or not, and :func:`report` lays the results out beside the paper's numbers:
 - the protocol choices the paper leaves open: the scorer continuing across rounds or
   retrained each round, the even or geometric round budgets, Forgetting's score for
   never-learned samples, GraNd from one scorer or averaged over five;
+- the paper's own 2D-CNN as scorer and evaluator on the key rows (target only, random,
+  Margin, DUSE) in both settings, beside the 1D-CNN's rows, with what each class gained;
 - paired differences (DUSE minus another row, seed by seed: the seeds share their target
   set, split and final-training initialisation) with their spread.
 
@@ -54,6 +56,11 @@ RUNS: dict[str, dict] = {
                                methods=tuple(m for m in TABLE_METHODS if m != 'deepfool'))
        for s in (0, 1)},
     'table2-deepfool': dict(seeds=(0, 1), setting=expansion.BALANCE, methods=('deepfool',)),
+    # The paper's own scorer and evaluator, the 2D-CNN, on the key rows: one run directory
+    # per (setting, seed), so a table grows a seed at a time.
+    **{f'cnn2d-{setting}-seed{s}': dict(seeds=(s,), setting=setting, model='cnn2d',
+                                        methods=('target', 'random', 'duse_oneshot', 'duse'))
+       for s in (0, 1, 2) for setting in (expansion.IMBALANCE, expansion.BALANCE)},
     # Table IV (R = 1 is the Margin row, R = 4 the DUSE row of Table I).
     'rounds2': dict(methods=('duse',), rates=(0.04,), rounds=2, seeds=(0, 1, 2)),
     'rounds8': dict(methods=('duse',), rates=(0.04,), rounds=8, seeds=(0, 1, 2)),
@@ -76,8 +83,14 @@ def config_of(name: str, **overrides) -> dx.DuseConfig:
 
 
 # What must match the study preset for a run directory's results to enter the tables.
-_SHARED = ('dataset', 'round_epochs', 'final_epochs', 'max_per_cell', 'model', 'batch_size',
+_SHARED = ('dataset', 'round_epochs', 'final_epochs', 'max_per_cell', 'batch_size',
            'learning_rate', 'min_snr', 'target_fraction', 'split_seed', 'synthetic_per_cell')
+
+MODELS = ('cnn1d', 'cnn2d')
+"""The study's scorer and evaluator models: the preset's 1D-CNN, and the paper's 2D-CNN on
+the key rows (target, random, Margin, DUSE)."""
+
+KEY_METHODS = (dx.TARGET, dx.RANDOM, 'margin', dx.DUSE)
 
 # DUSE (Lu et al. 2025) on RML2016.10a with the 2D-CNN: mean and std over 3 runs.
 PAPER = {
@@ -145,16 +158,21 @@ class Results:
     return f'{int(min(a.min() for a in added))}-{int(max(a.max() for a in added))}'
 
 
-def collect(root: Path | str) -> Results:
+def collect(root: Path | str, model: str = MODELS[0]) -> Results:
   """Reads every run directory below ``root`` (``config.json`` + ``runs.jsonl``).
 
-  Run directories whose data or training differ from the study preset's, or that evaluate
-  other models, are skipped and named in ``skipped``
-  (``amrjax.experiments.study_runs.read``); a cell measured twice for a seed must agree.
+  Only the run directories of ``model`` (one of :data:`MODELS`) are read. Those whose data or
+  training differ from the study preset's, or that evaluate other models, are skipped and
+  named in ``skipped`` (``amrjax.experiments.study_runs.read``); a cell measured twice for a
+  seed must agree.
   """
   out = Results()
-  study = dataclasses.asdict(dx.DuseConfig.from_preset(PRESET, dataset=DATASET))
+  study = dataclasses.asdict(dx.DuseConfig.from_preset(PRESET, dataset=DATASET, model=model))
   for folder, config, records in study_runs.read(root, study, _SHARED, out.skipped):
+    if config.get('model') != model:
+      if config.get('model') not in MODELS:
+        out.skipped.append(f'{folder} (differs in model)')
+      continue
     if config.get('eval_models'):
       out.skipped.append(f'{folder} (differs in eval_models)')
       continue
@@ -267,9 +285,43 @@ def protocol_table(results: Results) -> str:
   return study_runs.markdown(['Protocol', '4 %', 'vs default', '9 %', 'vs default'], rows)
 
 
+def model_table(by_model: Mapping[str, Results]) -> str:
+  """The key rows of both settings with each model of :data:`MODELS` beside the paper's (its
+  2D-CNN), the paired gaps, and what each class gained from D_A (min-max over the classes
+  and seeds): does the paper's scorer skew a one-shot selection more than the 1D-CNN?"""
+  rows = []
+  for setting in (expansion.IMBALANCE, expansion.BALANCE):
+    for method in KEY_METHODS:
+      row = [f'{setting}: {label(method)}']
+      for rate in RATES:
+        rate_key = None if method == dx.TARGET else rate
+        row += [_mean_std(list(by_model[m].cell(setting, method, rate_key).values()))
+                for m in MODELS]
+        row.append(_paper(PAPER[(setting, rate)].get(method)))
+      row += [' / '.join('-' if method == dx.TARGET else
+                         by_model[m].added_spread(setting, method, rate) for m in MODELS)
+              for rate in RATES]
+      rows.append(row)
+    for other in (dx.RANDOM, 'margin'):
+      row = [f'{setting}: DUSE − {label(other)}, paired']
+      for rate in RATES:
+        row += [paired_difference(by_model[m].cell(setting, dx.DUSE, rate),
+                                  by_model[m].cell(setting, other, rate)) for m in MODELS]
+        paper = PAPER[(setting, rate)]
+        row.append(f'{paper[dx.DUSE][0] - paper[other][0]:+.2f}' if other in paper else '-')
+      rows.append(row + ['', ''])
+  header = ['Setting: method']
+  for rate in RATES:
+    header += [f'{rate:.0%} {m}' for m in MODELS] + [f'{rate:.0%} paper']
+  header += [f'{rate:.0%} added per class ({" / ".join(MODELS)})' for rate in RATES]
+  return study_runs.markdown(header, rows)
+
+
 def report(root: Path | str) -> str:
   """The study's tables in Markdown, from the run directories below ``root``."""
-  results = collect(root)
+  by_model = {model: collect(root, model) for model in MODELS}
+  results = by_model[MODELS[0]]
+  seconds = {folder: s for r in by_model.values() for folder, s in r.seconds.items()}
   parts = [
       '### Table I: class imbalance (test accuracy %, mean ± std (seeds))',
       main_table(results, expansion.IMBALANCE),
@@ -279,5 +331,7 @@ def report(root: Path | str) -> str:
       rounds_table(results),
       '### Protocol choices, class imbalance',
       protocol_table(results),
-  ] + study_runs.time_and_skipped(results.seconds, results.skipped, 'training + selection, s')
+      "### The paper's 2D-CNN beside the 1D-CNN: key rows, both settings",
+      model_table(by_model),
+  ] + study_runs.time_and_skipped(seconds, results.skipped, 'training + selection, s')
   return '\n\n'.join(parts)
