@@ -9,26 +9,18 @@ Flags left unset take the preset's value (``amrjax.experiments.clst.PRESETS``).
 
 from __future__ import annotations
 
-from absl import flags
-
 from amrjax.experiments import clst
 from experiments import common
 
-
-def define_flags(flag_values: flags.FlagValues) -> tuple[str, ...]:
-  """--dataset, --preset, --workdir and one flag per ClstConfig field, its help from the
-  ClstConfig docstring; returns the fields' flag names."""
-  return common.define_driver_flags(
-      flag_values, clst.ClstConfig, clst.PRESETS, dataset='rml2016.10a',
-      dataset_help='rml2016.10a, rml2016.10b, rml2016.04c, rml2018.01a or sig2019.',
-      preset_help='quick: minutes on a laptop CPU; study: the paper cut to fit a 2-core CPU '
-                  '(docs/results.md); paper: ClST Sec. IV (3 % and 5 %, Adam 0.01, batch 256, '
-                  'cosine decay, 100 epochs).')
-
-
-DRIVER = common.Driver(define_flags, lambda f, settings, argv: common.run_config(
-    f, 'clst', clst.ClstConfig, clst.run,
-    lambda: {**common.config_overrides(f, settings), 'dataset': f.dataset}))
+# --dataset, --preset, --workdir, and one flag per ClstConfig field, its help from the
+# ClstConfig docstring.
+DRIVER = common.config_driver(
+    'clst', clst.ClstConfig, clst.run, dataset='rml2016.10a',
+    dataset_help='rml2016.10a, rml2016.10b, rml2016.04c, rml2018.01a or sig2019.',
+    preset_help=('quick: minutes on a laptop CPU; study: the paper cut to fit a 2-core CPU '
+                 '(docs/results.md); paper: ClST Sec. IV (3 % and 5 %, Adam 0.01, batch 256, '
+                 'cosine decay, 100 epochs).'))
+define_flags = DRIVER.define
 main = DRIVER.main
 
 if __name__ == '__main__':

@@ -372,6 +372,23 @@ def run_config(flag_values: flags.FlagValues, kind: str, config_cls, run: Callab
   run_reporting_errors(flag_values, body)
 
 
+def config_driver(kind: str, config_cls, run: Callable, *, dataset: str, dataset_help: str,
+                  preset_help: str) -> Driver:
+  """The driver of an experiment whose every setting is a flag (a field of ``config_cls``,
+  presets ``config_cls.PRESETS``; :func:`define_driver_flags`), run by ``run`` in
+  ``runs/<kind>/...`` unless ``--workdir`` says otherwise (:func:`run_config`)."""
+
+  def define(flag_values: flags.FlagValues) -> tuple[str, ...]:
+    return define_driver_flags(flag_values, config_cls, config_cls.PRESETS, dataset=dataset,
+                               dataset_help=dataset_help, preset_help=preset_help)
+
+  def body(flag_values: flags.FlagValues, settings: tuple[str, ...], argv: list[str]) -> None:
+    run_config(flag_values, kind, config_cls, run, lambda: {
+        **config_overrides(flag_values, settings), 'dataset': flag_values.dataset})
+
+  return Driver(define, body)
+
+
 def run_study(flag_values: flags.FlagValues, study, run: Callable) -> None:
   """The body of a study driver (``experiments.duse_study``, ``experiments.foqus_study``;
   flags from :func:`define_study_flags`): runs (or resumes) the named runs of ``study.RUNS``

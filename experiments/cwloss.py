@@ -9,25 +9,17 @@ Flags left unset take the preset's value (``amrjax.experiments.cwloss.PRESETS``)
 
 from __future__ import annotations
 
-from absl import flags
-
 from amrjax.experiments import cwloss
 from experiments import common
 
-
-def define_flags(flag_values: flags.FlagValues) -> tuple[str, ...]:
-  """--dataset, --preset, --workdir and one flag per CwLossConfig field, its help from the
-  CwLossConfig docstring; returns the fields' flag names."""
-  return common.define_driver_flags(
-      flag_values, cwloss.CwLossConfig, cwloss.PRESETS, dataset='rml2016.10a',
-      dataset_help='rml2016.10a (AFNet), rml2016.10b, rml2016.04c, rml2018.01a or sig2019.',
-      preset_help='quick: minutes on a laptop CPU; paper: AFNet Sec. IV; study: the paper cut '
-                  'to fit a 2-core CPU (docs/results.md).')
-
-
-DRIVER = common.Driver(define_flags, lambda f, settings, argv: common.run_config(
-    f, 'cwloss', cwloss.CwLossConfig, cwloss.run,
-    lambda: {**common.config_overrides(f, settings), 'dataset': f.dataset}))
+# --dataset, --preset, --workdir, and one flag per CwLossConfig field, its help from the
+# CwLossConfig docstring.
+DRIVER = common.config_driver(
+    'cwloss', cwloss.CwLossConfig, cwloss.run, dataset='rml2016.10a',
+    dataset_help='rml2016.10a (AFNet), rml2016.10b, rml2016.04c, rml2018.01a or sig2019.',
+    preset_help=('quick: minutes on a laptop CPU; paper: AFNet Sec. IV; study: the paper cut '
+                 'to fit a 2-core CPU (docs/results.md).'))
+define_flags = DRIVER.define
 main = DRIVER.main
 
 if __name__ == '__main__':

@@ -44,8 +44,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -133,6 +134,9 @@ class ClstConfig(common.DataSettings):
       (quick: 5, paper: 10).
   """
 
+  PRESETS: ClassVar[Mapping[str, Mapping]] = PRESETS
+  EXPERIMENT: ClassVar[str] = 'ClST'
+
   dataset: str = 'rml2016.10a'
   preset: str = 'quick'
   fractions: tuple[float, ...] = (0.03, 0.05)
@@ -157,10 +161,6 @@ class ClstConfig(common.DataSettings):
   inference_repeats: int = PRESETS['quick']['inference_repeats']
   synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']  # common.DataSettings
 
-  @classmethod
-  def from_preset(cls, preset: str = 'quick', **overrides) -> ClstConfig:
-    """The preset's settings with ``overrides`` on top."""
-    return common.from_preset(cls, PRESETS, preset, 'ClST', overrides)
 
   def __post_init__(self):
     if not self.fractions or not self.students:

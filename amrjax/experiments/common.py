@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from amrjax.data import sources, specs
 from amrjax.errors import ConfigError
@@ -38,6 +38,16 @@ class DataSettings:
   synthetic_per_cell: int | None = None
   allow_synthetic: bool = True
   drop_nonfinite: bool = False
+
+  PRESETS: ClassVar[Mapping[str, Mapping]] = {}
+  """Each experiment's config: its named presets, ``{preset: {setting: value}}``."""
+  EXPERIMENT: ClassVar[str] = 'experiment'
+  """The experiment's name in messages (``'DUSE'``)."""
+
+  @classmethod
+  def from_preset(cls, preset: str = 'quick', **overrides):
+    """The settings of ``cls.PRESETS[preset]`` with ``overrides`` on top (:func:`from_preset`)."""
+    return from_preset(cls, cls.PRESETS, preset, cls.EXPERIMENT, overrides)
 
 
 def from_preset(cls: type[Config], presets: Mapping[str, Mapping], preset: str, what: str,

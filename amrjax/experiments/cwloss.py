@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -101,6 +102,9 @@ class CwLossConfig(common.DataSettings):
     eval_batch_size: rows per eval-mode pass when scoring and testing.
   """
 
+  PRESETS: ClassVar[Mapping[str, Mapping]] = PRESETS
+  EXPERIMENT: ClassVar[str] = 'CW-loss'
+
   dataset: str = 'rml2016.10a'
   preset: str = 'quick'
   tables: tuple[str, ...] = TABLES
@@ -121,10 +125,6 @@ class CwLossConfig(common.DataSettings):
   eval_batch_size: int = PRESETS['quick']['eval_batch_size']
   synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']  # common.DataSettings
 
-  @classmethod
-  def from_preset(cls, preset: str = 'quick', **overrides) -> CwLossConfig:
-    """The preset's settings with ``overrides`` on top."""
-    return common.from_preset(cls, PRESETS, preset, 'CW-loss', overrides)
 
   def __post_init__(self):
     tables = tuple(dict.fromkeys(t.strip().lower() for t in self.tables))

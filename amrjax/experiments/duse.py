@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -160,6 +161,9 @@ class DuseConfig(common.DataSettings):
       ``{'forgetting': {'never_learned': 0}}``.
   """
 
+  PRESETS: ClassVar[Mapping[str, Mapping]] = PRESETS
+  EXPERIMENT: ClassVar[str] = 'DUSE'
+
   dataset: str = 'sig2019'
   preset: str = 'quick'
   rates: tuple[float, ...] = PRESETS['quick']['rates']
@@ -183,10 +187,6 @@ class DuseConfig(common.DataSettings):
   strategy_options: dict = dataclasses.field(
       default_factory=lambda: dict(PRESETS['quick']['strategy_options']))
 
-  @classmethod
-  def from_preset(cls, preset: str = 'quick', **overrides) -> DuseConfig:
-    """The preset's settings with ``overrides`` on top."""
-    return common.from_preset(cls, PRESETS, preset, 'DUSE', overrides)
 
   def __post_init__(self):
     for rate in self.rates:

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -113,6 +114,9 @@ class CoresetConfig(common.DataSettings):
       ``beta``.
   """
 
+  PRESETS: ClassVar[Mapping[str, Mapping]] = PRESETS
+  EXPERIMENT: ClassVar[str] = 'FoQuS'
+
   dataset: str = 'rml2016.10a'
   preset: str = 'quick'
   rates: tuple[float, ...] = PRESETS['quick']['rates']
@@ -133,10 +137,6 @@ class CoresetConfig(common.DataSettings):
   synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']  # common.DataSettings
   strategy_options: dict = dataclasses.field(default_factory=dict)
 
-  @classmethod
-  def from_preset(cls, preset: str = 'quick', **overrides) -> CoresetConfig:
-    """The preset's settings with ``overrides`` on top."""
-    return common.from_preset(cls, PRESETS, preset, 'FoQuS', overrides)
 
   def __post_init__(self):
     if not self.rates or not self.selection_models:

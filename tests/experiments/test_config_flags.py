@@ -38,10 +38,9 @@ def _flag_helps(driver: str) -> tuple[dict[str, str], dict[str, str]]:
   (its --helpfull))``, defined on a fresh ``FlagValues`` as ``main`` does."""
   flag_values = flags.FlagValues()
   importlib.import_module(f'experiments.{driver}').define_flags(flag_values)
-  by_module = flag_values.flags_by_module_dict()
-  own = {f.name: f.help for f in by_module[f'experiments.{driver}']}
-  every = {f.name: f.help for f in flag_values.flags_by_module_dict()['experiments.common']}
-  return own, {**every, **own}
+  shared = {f.name: f.help for f in flag_values.flags_by_module_dict()['experiments.common']}
+  own = {name: flag_values[name].help for name in flag_values if name not in shared}
+  return own, {**shared, **own}
 
 
 @pytest.mark.parametrize('driver', sorted(CONFIGS))
