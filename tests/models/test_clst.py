@@ -14,18 +14,6 @@ from tests.models import zoo_checks
 # for this model where the default level gives finite ones.
 
 
-def _count(params):
-  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
-
-
-def _normal(*shape, seed=1):
-  # NumPy, not jax.random: an eager jax.random.normal compiles a program for every shape.
-  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
-
-
-def _signal(batch, length, seed=1):
-  return _normal(batch, 2, length, seed=seed)
-
 
 # fit's state at test_batchnorm_eval.py's settings (6 classes, L = 128): the initialisation
 # and the train steps below are the programs fit compiles there (the compilation cache).
@@ -69,14 +57,14 @@ def test_parameter_count_matches_the_closed_form():
 
   for length, classes in ((128, 11), (1024, 24)):
     shapes = jax.eval_shape(ClST(classes).init, jax.random.key(0), jnp.zeros((2, 2, length)))
-    assert _count(shapes['params']) == expected(classes)
+    assert zoo_checks.count(shapes['params']) == expected(classes)
   assert expected(11) == 469_966
 
 
 @pytest.mark.parametrize('length', [128, 512, 1024])
 def test_forward_shapes_and_embedding(clst6, length):
   model, variables = clst6[0], clst6[1].variables  # no parameter depends on L
-  logits, emb, head_of_embed, inter = _forward(model)(variables, _signal(2, length))
+  logits, emb, head_of_embed, inter = _forward(model)(variables, zoo_checks.signal(2, length))
   assert logits.shape == (2, 6) and np.isfinite(logits).all()
   assert emb.shape == (2, 128)
   np.testing.assert_allclose(head_of_embed, logits, rtol=1e-6, atol=1e-6)
@@ -89,7 +77,7 @@ def test_forward_shapes_and_embedding(clst6, length):
 
 
 def test_psca_map_is_a_sum_of_a_channel_and_a_spatial_term():
-  x = _normal(2, 20, 4, seed=1) * jnp.arange(1.0, 3.0, 0.5)
+  x = zoo_checks.normal(2, 20, 4, seed=1) * jnp.arange(1.0, 3.0, 0.5)
   module = PSCA(reduction=4)
   variables = jax.jit(module.init)(jax.random.key(0), x)
   both = jax.jit(lambda v, x: (module.apply(v, x),
@@ -106,7 +94,7 @@ def test_psca_map_is_a_sum_of_a_channel_and_a_spatial_term():
 
 @pytest.mark.parametrize('tokens, kv_tokens', [(10, 5), (9, 5)])
 def test_projection_halves_the_key_and_value_tokens(tokens, kv_tokens):
-  x = _normal(2, tokens, 8, seed=0)
+  x = zoo_checks.normal(2, tokens, 8, seed=0)
   module = ConvProjection(12)
   variables = jax.eval_shape(module.init, jax.random.key(1), x)  # shapes only
   q, k, v = jax.eval_shape(module.apply, variables, x)
@@ -117,7 +105,7 @@ def test_projection_halves_the_key_and_value_tokens(tokens, kv_tokens):
 
 def test_attention_shapes():
   # Softmax rows are checked on the full model in test_forward_shapes_and_embedding.
-  x = _normal(2, 13, 16, seed=0)
+  x = zoo_checks.normal(2, 13, 16, seed=0)
   module = ConvAttention(num_heads=2)
   variables = jax.eval_shape(module.init, jax.random.key(1), x)  # shapes only
   out, state = jax.eval_shape(lambda v, x: module.apply(v, x, mutable=['intermediates']),
@@ -130,7 +118,7 @@ def test_attention_shapes():
 
 
 def test_token_embedding_downsamples_with_overlap():
-  x = _normal(2, 17, 4, seed=0)
+  x = zoo_checks.normal(2, 17, 4, seed=0)
   module = ConvTokenEmbedding(8)
   variables = jax.eval_shape(module.init, jax.random.key(1), x)  # shapes only
   assert jax.eval_shape(module.apply, variables, x).shape == (2, 9, 8)
@@ -156,8 +144,8 @@ def test_a_few_steps_lower_the_loss(clst6):
 def test_short_signals_raise(clst6):
   model, variables = clst6[0], clst6[1].variables
   apply = lambda x: jax.eval_shape(model.apply, variables, x)  # traces, compiles nothing
-  assert apply(_signal(2, 16)).shape == (2, 6)  # the shortest length works
+  assert apply(zoo_checks.signal(2, 16)).shape == (2, 6)  # the shortest length works
   with pytest.raises(ConfigError, match='ClST needs signals of at least 16 samples, got 8'):
-    apply(_signal(2, 8))
+    apply(zoo_checks.signal(2, 8))
   with pytest.raises(ConfigError, match='4 entries'):
     jax.eval_shape(ClST(3, dims=(32, 64)).init, jax.random.key(0), jnp.zeros((2, 2, 128)))

@@ -10,22 +10,10 @@ from amrjax.models.kd import KDCNN, InvertedResidual, KDMobileNet, make_divisibl
 from tests.models import zoo_checks
 
 
-def _count(params):
-  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
-
-
-def _normal(*shape, seed=1):
-  # NumPy, not jax.random: an eager jax.random.normal compiles a program for every shape.
-  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
-
-
-def _signal(batch, length, seed=1):
-  return _normal(batch, 2, length, seed=seed)
-
 
 def _param_count(model, length):
   shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((2, 2, length)))
-  return _count(shapes['params'])
+  return zoo_checks.count(shapes['params'])
 
 
 # Each model is initialised once and each program compiled once per shape; the 'rbg' key
@@ -103,14 +91,14 @@ def test_make_divisible():
 @pytest.mark.parametrize('length', [128, 512, 1024])
 def test_forward_shapes_and_embedding(student, length):
   model, variables = student[0], student[1].variables
-  logits, emb, head_of_embed = _forward(model)(variables, _signal(2, length))
+  logits, emb, head_of_embed = _forward(model)(variables, zoo_checks.signal(2, length))
   assert logits.shape == (2, 6) and np.isfinite(logits).all()
   assert emb.shape == (2, 64 if isinstance(model, KDCNN) else 128)
   np.testing.assert_allclose(head_of_embed, logits, rtol=1e-6, atol=1e-6)
 
 
 def test_width_multiplier_scales_the_channels():
-  x = _signal(2, 64)
+  x = zoo_checks.signal(2, 64)
   for alpha, last in ((0.5, 128), (1.5, 192)):
     model = KDMobileNet(4, width=alpha)
     variables = jax.eval_shape(model.init, jax.random.key(0), x)  # shapes only
@@ -122,7 +110,7 @@ def test_width_multiplier_scales_the_channels():
 
 
 def test_inverted_residual_strides_and_skip():
-  x = _normal(2, 11, 8, seed=0)
+  x = zoo_checks.normal(2, 11, 8, seed=0)
   down = InvertedResidual(16, 4, stride=2)
   variables = jax.eval_shape(down.init, jax.random.key(1), x)  # shapes only
   assert jax.eval_shape(down.apply, variables, x).shape == (2, 6, 16)
@@ -153,8 +141,8 @@ def test_short_signals_raise(student):
   model, variables = student[0], student[1].variables
   shortest = 8 if isinstance(model, KDCNN) else 16
   apply = lambda x: jax.eval_shape(model.apply, variables, x)  # traces, compiles nothing
-  assert apply(_signal(2, shortest)).shape == (2, 6)
+  assert apply(zoo_checks.signal(2, shortest)).shape == (2, 6)
   name = 'KDCNN' if isinstance(model, KDCNN) else 'KDMobileNet'
   with pytest.raises(ConfigError,
                      match=f'{name} needs signals of at least {shortest} samples, got 4'):
-    apply(_signal(2, 4))
+    apply(zoo_checks.signal(2, 4))

@@ -17,6 +17,17 @@ def count(params) -> int:
   return models.parameter_count(params)
 
 
+def normal(*shape, seed: int = 1) -> jax.Array:
+  """float32 N(0, 1) of ``shape``, drawn with NumPy: an eager ``jax.random.normal`` compiles a
+  program for every shape."""
+  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+
+
+def signal(batch: int, length: int, seed: int = 1) -> jax.Array:
+  """A (batch, 2, length) :func:`normal` I/Q input."""
+  return normal(batch, 2, length, seed=seed)
+
+
 def _variables(model, length: int, batch: int, key):
   return model.init(key, jnp.zeros((batch, 2, length)), train=False)
 
