@@ -91,8 +91,6 @@ PRESETS: dict[str, dict] = {
                   feature_weights=(0.0, 1.0)),
 }
 
-# Validation and test signals are held in memory when they take less.
-
 
 @dataclasses.dataclass(frozen=True)
 class ClstConfig(common.DataSettings):
@@ -160,7 +158,6 @@ class ClstConfig(common.DataSettings):
   inference_batch_size: int = 256
   inference_repeats: int = PRESETS['quick']['inference_repeats']
   synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']  # common.DataSettings
-
 
   def __post_init__(self):
     if not self.fractions or not self.students:

@@ -125,7 +125,6 @@ class CwLossConfig(common.DataSettings):
   eval_batch_size: int = PRESETS['quick']['eval_batch_size']
   synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']  # common.DataSettings
 
-
   def __post_init__(self):
     tables = tuple(dict.fromkeys(t.strip().lower() for t in self.tables))
     bad = [t for t in tables if t not in TABLES]

@@ -187,7 +187,6 @@ class DuseConfig(common.DataSettings):
   strategy_options: dict = dataclasses.field(
       default_factory=lambda: dict(PRESETS['quick']['strategy_options']))
 
-
   def __post_init__(self):
     for rate in self.rates:
       select.check_rate(rate, 'expansion')

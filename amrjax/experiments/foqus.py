@@ -137,7 +137,6 @@ class CoresetConfig(common.DataSettings):
   synthetic_per_cell: int | None = PRESETS['quick']['synthetic_per_cell']  # common.DataSettings
   strategy_options: dict = dataclasses.field(default_factory=dict)
 
-
   def __post_init__(self):
     if not self.rates or not self.selection_models:
       raise ConfigError('give at least one rate and one selection model')
