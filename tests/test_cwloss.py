@@ -143,3 +143,14 @@ def test_two_stages_score_with_the_stage_one_model_or_take_given_weights():
   assert int(warm.stage_two.step) == 6 and int(warm.stage_one.step) == 3
   for a, b in zip(_leaves(warm.stage_one), _leaves(result.stage_one)):
     np.testing.assert_array_equal(a, b)
+
+  # Stage one trained before (AFNet's Table I: one stage one, a stage two per k): the same
+  # stage two, stage one not trained again, from scratch and warm.
+  for warm_start, want in ((False, result), (True, warm)):
+    seen = []
+    again = cwloss.train_two_stage(
+        MODEL, pool, config, seed=3, weights=want.weights, warm_start=warm_start,
+        stage_one=result.stage_one, on_epoch=lambda stage, m: seen.append(stage))
+    assert seen == ['stage_two'] and again.stage_one_history == []
+    for a, b in zip(_leaves(again.stage_two), _leaves(want.stage_two)):
+      np.testing.assert_array_equal(a, b)

@@ -252,11 +252,13 @@ def run(config: CwLossConfig, workdir: Path | str, *,
         with diverged_where(where):
           return fit(net, splits.train, train_config, seed=train_seed,
                      validation=splits.validation, on_epoch=on_epoch, checkpoint=checkpoint)
-      init = (cwloss.copy_state(stage_one_state(model_name)) if config.warm_start else None)
-      with diverged_where(where):
-        return cwloss.train_stage_two(
-            net, splits.train, weights, train_config, seed=train_seed, state=init,
-            validation=splits.validation, on_epoch=on_epoch, checkpoint=checkpoint)
+      with diverged_where(where):  # stage two of AFNet's scheme, from the CE cell's stage one
+        result = cwloss.train_two_stage(
+            net, splits.train, train_config, seed=train_seed, weights=weights,
+            validation=splits.validation, warm_start=config.warm_start,
+            stage_one=stage_one_state(model_name), checkpoint=checkpoint,
+            on_epoch=lambda stage, m: on_epoch(m))
+      return result.stage_two, result.stage_two_history
 
     def train_and_test(model_name: str, loss: str, k: int | None = None,
                        weights: np.ndarray | None = None) -> dict:

@@ -155,7 +155,9 @@ def train_two_stage(model: nn.Module, train: SignalPool, config: TrainConfig, *,
                     k: int = PAPER_K, weights: np.ndarray | None = None,
                     validation: SignalPool | None = None, warm_start: bool = False,
                     stage_two_config: TrainConfig | None = None,
-                    on_epoch: Callable[[str, dict], None] | None = None) -> TwoStageResult:
+                    on_epoch: Callable[[str, dict], None] | None = None,
+                    stage_one: TrainState | None = None,
+                    checkpoint: Path | str | None = None) -> TwoStageResult:
   """AFNet's two-stage learning (Fig. 3): cross-entropy, confidence weights, CW loss.
 
   Args:
@@ -171,6 +173,10 @@ def train_two_stage(model: nn.Module, train: SignalPool, config: TrainConfig, *,
     warm_start: stage two continues from the stage-one state instead of starting afresh.
     stage_two_config: stage two's settings, if they differ.
     on_epoch: ``on_epoch(stage, metrics)`` with stage ``'stage_one'`` or ``'stage_two'``.
+    stage_one: the stage-one state, when stage one was trained before (with this ``seed``
+      and ``config``): AFNet's Table I trains one stage-one model and a stage two per k.
+      Stage one is then not trained again and its history is empty.
+    checkpoint: a folder for stage two's epoch checkpoints (``amrjax.train.fit``).
 
   Returns:
     A :class:`TwoStageResult`.
@@ -179,14 +185,16 @@ def train_two_stage(model: nn.Module, train: SignalPool, config: TrainConfig, *,
     weights = _check_weights(weights, train)
   tagged = (lambda stage: None if on_epoch is None else
             (lambda metrics: on_epoch(stage, metrics)))
-  stage_one, history_one = fit(model, train, config, seed=seed, validation=validation,
-                               on_epoch=tagged('stage_one'))
+  history_one = []
+  if stage_one is None:
+    stage_one, history_one = fit(model, train, config, seed=seed, validation=validation,
+                                 on_epoch=tagged('stage_one'))
   if weights is None:
     weights = confidence_weights(model, stage_one.variables, train, k)
   stage_two, history_two = train_stage_two(
       model, train, weights, stage_two_config or config, seed=seed,
       state=copy_state(stage_one) if warm_start else None, validation=validation,
-      on_epoch=tagged('stage_two'))
+      on_epoch=tagged('stage_two'), checkpoint=checkpoint)
   return TwoStageResult(stage_one, history_one, weights, stage_two, history_two)
 
 
