@@ -250,7 +250,8 @@ def run(config: ClstConfig, workdir: Path | str, *,
   # folder the results of runs.jsonl are read back; a (seed, fraction) with all of its
   # results is skipped, and in one with some, each training is continued (or restored when
   # it had finished) from its epoch checkpoint.
-  run = runner.Run(config, workdir, key=_record_key, log=log, started=t_start)
+  run = runner.Run(config, workdir, key=_record_key, data=data, log=log,
+                   started=t_start)
   run_dir = run.dir
   prior_complexity = {key[1]: r for key, r in run.prior.items() if key[0] == 'complexity'}
   built = {name: models.get(name, spec.num_classes, spec.length)

@@ -222,7 +222,8 @@ def run(config: CwLossConfig, workdir: Path | str, *,
   # A different configuration in this folder is refused. In the same configuration's
   # folder, the tested cells of runs.jsonl and the weights of weights.jsonl are read back
   # and a training is continued from its epoch checkpoint (checkpoints/).
-  run = runner.Run(config, workdir, key=_cell_key, log=log, started=t_start)
+  run = runner.Run(config, workdir, key=_cell_key, data=data, log=log,
+                   started=t_start)
   run_dir = run.dir
   prior_weights = {(w['seed'], w['model'], w['k']): w
                    for w in run_dir.read_jsonl('weights.jsonl', log=log)}

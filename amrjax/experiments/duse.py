@@ -239,7 +239,8 @@ def run(config: DuseConfig, workdir: Path | str, *,
       data.pool, train_fraction=spec.train_fraction, min_snr=config.min_snr,
       target_fraction=config.target_fraction, max_per_cell=config.max_per_cell,
       split_seed=config.split_seed, target_seed=seed) for seed in config.seeds}
-  run = runner.Run(config, workdir, key=_run_key, log=log, started=t_start)
+  run = runner.Run(config, workdir, key=_run_key, data=data, log=log,
+                   started=t_start)
   run_dir, done = run.dir, run.prior
   scorer = models.get(config.model, spec.num_classes, spec.length)
   evaluators = {name: models.get(name, spec.num_classes, spec.length)

@@ -211,7 +211,8 @@ def run(config: CoresetConfig, workdir: Path | str, *,
   eval_train = TrainConfig(config.eval_epochs, config.batch_size, config.learning_rate,
                            schedule=config.eval_schedule)
   selecting = [m for m in config.methods if m != FULL]
-  run = runner.Run(config, workdir, key=_run_key, log=log, started=t_start)
+  run = runner.Run(config, workdir, key=_run_key, data=data, log=log,
+                   started=t_start)
   run_dir = run.dir
   for seed in config.seeds:
     eval_seed = derive_seed(seed, 'coreset-evaluation')

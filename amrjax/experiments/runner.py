@@ -5,7 +5,12 @@ named by a key of its ``runs.jsonl`` record. A :class:`Run` owns what every expe
 around its cells, once:
 
 - the run directory: begun, or resumed when it holds the same configuration (a different
-  one is refused: ``RunDir.start``);
+  one is refused: ``RunDir.start``) and was begun on the same data (``data.json``: a real
+  file's path, size and modification time, or the synthetic stand-in's generator version,
+  seed and size; other data is refused, never mixed in);
+- one writer: a run directory is locked for the life of the run that writes it (an
+  ``fcntl`` lock on ``.lock``, released by the system when that process ends, so a killed
+  run's lock never blocks its resume); a second run on it is refused with the holder's pid;
 - resume: a cell whose record an interrupted run already wrote is read back, not
   recomputed (:meth:`Run.reuse`); a new record is appended to ``runs.jsonl`` as soon as it
   exists, so it survives a later failure (:meth:`Run.record`);
@@ -19,11 +24,15 @@ The rule for holding a dataset's signals in memory is here too (:func:`fits_in_m
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import json
+import os
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from amrjax.data import sources
+from amrjax.errors import ConfigError
 from amrjax.experiments import common
 from amrjax.experiments.rundir import RunDir
 from amrjax.reporting import tables as report_tables
@@ -52,19 +61,30 @@ class Run:
     config: the experiment's config dataclass (``config.json`` holds it).
     workdir: the run directory.
     key: the key of a ``runs.jsonl`` record (e.g. method, rate, seed, model).
+    data: the dataset the run computes on (its identity goes into ``data.json``); None
+      for a run that reads no dataset.
     log: where progress lines go.
     started: when the run started (``time.time()``), for ``results.json``'s seconds.
   """
 
   def __init__(self, config, workdir: Path | str, *, key: Callable[[dict], Hashable],
-               log: Callable[[str], None] = print, started: float | None = None):
+               data: sources.Dataset | None = None, log: Callable[[str], None] = print,
+               started: float | None = None):
     self.config = config
     self.log = log
     self.started = time.time() if started is None else started
     self.dir = RunDir(workdir)
+    self._lock = _lock(self.dir) if self.dir.writes else None
     self.records: list[dict] = []
-    self.prior = {key(r): r for r in self.dir.start(dataclasses.asdict(config), log=log)}
-    """The records of ``runs.jsonl`` an interrupted run wrote, by key."""
+    resuming = self.dir.file('config.json').is_file()
+    try:
+      # The records of runs.jsonl an interrupted run wrote, by key.
+      self.prior = {key(r): r for r in self.dir.start(dataclasses.asdict(config), log=log)}
+      if data is not None:
+        _check_data(self.dir, data_identity(data), resuming)
+    except BaseException:
+      self.release()  # refused: the directory is free for the corrected command
+      raise
 
   def reuse(self, key: Hashable) -> dict | None:
     """The record of the cell ``key`` if an interrupted run tested it (then it is also one of
@@ -98,7 +118,81 @@ class Run:
     ``report.md`` when ``write_report``. Returns the results."""
     results = common.results_record(experiment, self.config, data, split_sizes, self.records,
                                     self.started, **fields)
-    return common.finish(self.dir, results, printed, log=self.log, write_report=write_report)
+    try:
+      return common.finish(self.dir, results, printed, log=self.log, write_report=write_report)
+    finally:
+      self.release()
+
+  def release(self) -> None:
+    """Gives up the run directory's lock and removes ``.lock`` (``finish`` does; when a
+    process ends, the system releases its lock and the next run takes the file over)."""
+    if self._lock is not None:
+      self.dir.file(LOCK_FILE).unlink(missing_ok=True)
+      self._lock.close()
+      self._lock = None
+
+
+LOCK_FILE = '.lock'
+
+
+def _lock(run_dir: RunDir):
+  """The open ``.lock`` of ``run_dir``, locked by this process (``fcntl.flock``); another
+  process holding it is a one-line :class:`ConfigError` naming its pid."""
+  path = run_dir.file(LOCK_FILE)
+  f = open(path, 'a+')  # held open for the run's life
+  try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    f.seek(0)
+    holder = f.read().strip() or 'unknown'
+    f.close()
+    raise ConfigError(f'{run_dir.path} is being written by another run (pid {holder}); '
+                      'wait for it to end, or choose another --workdir') from None
+  f.seek(0)
+  f.truncate()
+  f.write(str(os.getpid()))
+  f.flush()
+  return f
+
+
+def data_identity(data: sources.Dataset) -> dict:
+  """What identifies ``data`` for a resume: the dataset and its source; for a real file its
+  path, size and modification time, for the synthetic stand-in its generator version, seed
+  and vectors per cell (it is generated alike wherever it is cached); the vectors kept."""
+  origin = data.origin
+  identity = {'dataset': data.spec.name, 'kind': origin.get('kind'),
+              'vectors': origin.get('vectors'),
+              'nonfinite_dropped': origin.get('nonfinite_dropped', 0)}
+  if origin.get('kind') == sources.SYNTHETIC:
+    identity.update({k: origin.get(k) for k in ('generator_version', 'seed',
+                                                'count_per_cell')})
+  else:
+    path = Path(origin.get('path', ''))
+    stat = path.stat() if path.is_file() else None
+    identity.update(path=str(path), bytes=stat and stat.st_size,
+                    mtime_ns=stat and stat.st_mtime_ns)
+  return identity
+
+
+def _check_data(run_dir: RunDir, identity: dict, resuming: bool) -> None:
+  """Writes ``data.json`` in a new run directory; in a resumed one, refuses data other than
+  the data it was begun on (a run directory from before ``data.json`` gets one now)."""
+  path = run_dir.file('data.json')
+  if resuming and path.is_file():
+    try:
+      recorded = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+      raise ConfigError(f'{path} is unreadable ({e}); choose a new --workdir') from None
+    if not isinstance(recorded, dict):
+      raise ConfigError(f'{path} is not a JSON object; choose a new --workdir')
+    changed = sorted(k for k in set(recorded) | set(identity)
+                     if recorded.get(k) != identity.get(k))
+    if changed:
+      raise ConfigError(f'{run_dir.path} was begun on other data (differs in: '
+                        f'{", ".join(changed)}); resume it with the same data, or use a new '
+                        '--workdir')
+    return
+  run_dir.write_json('data.json', identity)
 
 
 def text_tables(tables: Iterable[dict]) -> Iterator[str]:

@@ -131,7 +131,7 @@ def test_a_killed_and_resumed_run_writes_the_uninterrupted_runs_files(tmp_path, 
 
   want, got = _contents(tmp_path / 'whole'), _contents(tmp_path / 'resumed')
   assert sorted(got) == sorted(want) == [
-      'config.json', 'embeddings/seed0-r0.25.npz', 'metrics.jsonl', 'results.json',
+      'config.json', 'data.json', 'embeddings/seed0-r0.25.npz', 'metrics.jsonl', 'results.json',
       'rounds/duse-seed0-r0.25.json', 'runs.jsonl', 'selected/duse-seed0-r0.25.npy',
       'selected/random-seed0-r0.25.npy', 'selected/target-seed0.npy']
   assert [n for n in want if got[n] != want[n]] == []

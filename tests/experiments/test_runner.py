@@ -3,6 +3,7 @@ named by its cell, metrics and checkpoints of a cell's training, the in-memory r
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -30,13 +31,16 @@ def test_a_record_is_kept_at_once_and_read_back_by_a_resumed_run(tmp_path):
   record = run.record({'method': 'a', 'seed': 0, 'accuracy': 0.5})
   assert run.records == [record]
   assert json.loads((tmp_path / 'runs.jsonl').read_text()) == record  # before the end
+  run.release()  # as a killed process's lock is
   lines = []
   resumed = _run(tmp_path, log=lines.append)
   assert 'resuming the run' in lines[0]
   assert resumed.reuse(('b', 0)) is None and resumed.records == []
   assert resumed.reuse(('a', 0)) == record and resumed.records == [record]
+  resumed.release()
   with pytest.raises(ConfigError, match=r'different configuration \(differs in: seeds\)'):
     _run(tmp_path, Settings(seeds=(1,)))
+  _run(tmp_path).release()  # a refused run leaves the directory free
 
 
 def test_a_cells_training_logs_its_epochs_and_a_divergence_names_the_cell(tmp_path,
@@ -74,3 +78,44 @@ def test_the_in_memory_rule_adds_up_the_splits(monkeypatch):
 def test_percent_labels():
   assert [runner.percent_label(r) for r in (0.04, 0.09, 0.005, 1)] == ['4%', '9%', '0.5%',
                                                                        '100%']
+
+
+def _data(tmp_path, kind='synthetic', **origin):
+  from amrjax.data import sources, specs
+  return sources.Dataset(specs.get_spec('rml2016.10a'), random_pool(4),
+                         {'kind': kind, 'vectors': 4, 'generator_version': 2, 'seed': 0,
+                          'count_per_cell': 1, 'path': str(tmp_path / 'file'), **origin})
+
+
+def test_a_run_resumes_only_on_the_data_it_was_begun_on(tmp_path):
+  _run_on = lambda data: runner.Run(Settings(), tmp_path / 'run', key=lambda r: r['method'],
+                                    data=data, log=lambda _: None).release()
+  _run_on(_data(tmp_path))
+  assert json.loads((tmp_path / 'run' / 'data.json').read_text())['generator_version'] == 2
+  _run_on(_data(tmp_path))  # the same stand-in, wherever it is cached: resumed
+  with pytest.raises(ConfigError, match=r'begun on other data \(differs in: '
+                     r'generator_version, seed\); resume it with the same data'):
+    _run_on(_data(tmp_path, generator_version=3, seed=1))
+  # A real file: its path, size and modification time.
+  (tmp_path / 'file').write_bytes(b'x' * 10)
+  real = _data(tmp_path, kind='real')
+  _run_on_real = lambda: runner.Run(Settings(), tmp_path / 'real', key=lambda r: r['method'],
+                                    data=real, log=lambda _: None).release()
+  _run_on_real()
+  _run_on_real()
+  (tmp_path / 'file').write_bytes(b'y' * 11)  # replaced
+  with pytest.raises(ConfigError, match=r'differs in: bytes, mtime_ns'):
+    _run_on_real()
+
+
+def test_one_writer_per_run_directory(tmp_path):
+  first = _run(tmp_path)
+  with pytest.raises(ConfigError, match=rf'is being written by another run \(pid {os.getpid()}\)'):
+    _run(tmp_path)
+  first.release()
+  assert not (tmp_path / runner.LOCK_FILE).exists()
+  _run(tmp_path).release()  # free again
+  # A run that ended without finishing (killed) leaves .lock behind; the system released
+  # its lock, so the next run takes it over.
+  (tmp_path / runner.LOCK_FILE).write_text('12345')
+  _run(tmp_path).release()
