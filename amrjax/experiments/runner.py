@@ -76,12 +76,14 @@ class Run:
     self.dir = RunDir(workdir)
     self._lock = _lock(self.dir) if self.dir.writes else None
     self.records: list[dict] = []
-    resuming = self.dir.file('config.json').is_file()
+    identity = None if data is None else data_identity(data)
     try:
+      if identity is not None:
+        _refuse_other_data(self.dir, identity)  # before resuming touches anything
       # The records of runs.jsonl an interrupted run wrote, by key.
       self.prior = {key(r): r for r in self.dir.start(dataclasses.asdict(config), log=log)}
-      if data is not None:
-        _check_data(self.dir, data_identity(data), resuming)
+      if identity is not None and not self.dir.file('data.json').is_file():
+        self.dir.write_json('data.json', identity)
     except BaseException:
       self.release()  # refused: the directory is free for the corrected command
       raise
@@ -174,25 +176,24 @@ def data_identity(data: sources.Dataset) -> dict:
   return identity
 
 
-def _check_data(run_dir: RunDir, identity: dict, resuming: bool) -> None:
-  """Writes ``data.json`` in a new run directory; in a resumed one, refuses data other than
-  the data it was begun on (a run directory from before ``data.json`` gets one now)."""
+def _refuse_other_data(run_dir: RunDir, identity: dict) -> None:
+  """A one-line :class:`ConfigError` when ``run_dir`` was begun on data other than
+  ``identity`` (``data.json``; a run directory from before it gets one when resumed)."""
   path = run_dir.file('data.json')
-  if resuming and path.is_file():
-    try:
-      recorded = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-      raise ConfigError(f'{path} is unreadable ({e}); choose a new --workdir') from None
-    if not isinstance(recorded, dict):
-      raise ConfigError(f'{path} is not a JSON object; choose a new --workdir')
-    changed = sorted(k for k in set(recorded) | set(identity)
-                     if recorded.get(k) != identity.get(k))
-    if changed:
-      raise ConfigError(f'{run_dir.path} was begun on other data (differs in: '
-                        f'{", ".join(changed)}); resume it with the same data, or use a new '
-                        '--workdir')
+  if not path.is_file():
     return
-  run_dir.write_json('data.json', identity)
+  try:
+    recorded = json.loads(path.read_text())
+  except (OSError, ValueError) as e:
+    raise ConfigError(f'{path} is unreadable ({e}); choose a new --workdir') from None
+  if not isinstance(recorded, dict):
+    raise ConfigError(f'{path} is not a JSON object; choose a new --workdir')
+  changed = sorted(k for k in set(recorded) | set(identity)
+                   if recorded.get(k) != identity.get(k))
+  if changed:
+    raise ConfigError(f'{run_dir.path} was begun on other data (differs in: '
+                      f'{", ".join(changed)}); resume it with the same data, or use a new '
+                      '--workdir')
 
 
 def text_tables(tables: Iterable[dict]) -> Iterator[str]:
