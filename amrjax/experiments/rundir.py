@@ -74,6 +74,12 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
   return Path(path)
 
 
+def differing_keys(recorded: dict, current: dict) -> list[str]:
+  """The keys, sorted, whose values differ between ``recorded`` and ``current`` (a key one
+  of them lacks differs): what a refused resume names."""
+  return sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+
+
 class RunDir:
   """A run's output folder (written by process 0 only; see the module docstring)."""
 
@@ -105,12 +111,8 @@ class RunDir:
     if not existing.is_file():
       self.write_json('config.json', config)
       return []
-    try:
-      previous = json.loads(existing.read_text())
-    except (OSError, ValueError) as e:
-      raise ConfigError(f'{existing} is unreadable ({e}); choose a new --workdir') from None
-    if previous != config:
-      keys = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))
+    keys = differing_keys(self.read_json_object('config.json'), config)
+    if keys:
       raise ConfigError(f'{self.path} holds a run with a different configuration (differs '
                         f'in: {", ".join(keys)}); use a new --workdir, or the same flags to '
                         'resume it')
@@ -118,6 +120,18 @@ class RunDir:
     self._logged, self._logged_at = self._logged_lines('metrics.jsonl'), 0
     log(f'resuming the run in {self.path}: {len(records)} result(s) already in runs.jsonl')
     return records
+
+  def read_json_object(self, name: str) -> dict:
+    """The JSON object in ``name``; unreadable, or not an object, is a one-line
+    :class:`ConfigError` (the run directory is damaged)."""
+    path = self.path / name
+    try:
+      obj = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+      raise ConfigError(f'{path} is unreadable ({e}); choose a new --workdir') from None
+    if not isinstance(obj, dict):
+      raise ConfigError(f'{path} is not a JSON object; choose a new --workdir')
+    return obj
 
   def read_jsonl(self, name: str, log=print) -> list[dict]:
     """The records of ``name``; a cut-off last line is dropped from the file and reported."""

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import json
 import os
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -34,7 +33,7 @@ from pathlib import Path
 from amrjax.data import sources
 from amrjax.errors import ConfigError
 from amrjax.experiments import common
-from amrjax.experiments.rundir import RunDir
+from amrjax.experiments.rundir import RunDir, differing_keys
 from amrjax.reporting import tables as report_tables
 from amrjax.train import diverged_where, fit
 
@@ -179,17 +178,9 @@ def data_identity(data: sources.Dataset) -> dict:
 def _refuse_other_data(run_dir: RunDir, identity: dict) -> None:
   """A one-line :class:`ConfigError` when ``run_dir`` was begun on data other than
   ``identity`` (``data.json``; a run directory from before it gets one when resumed)."""
-  path = run_dir.file('data.json')
-  if not path.is_file():
+  if not run_dir.file('data.json').is_file():
     return
-  try:
-    recorded = json.loads(path.read_text())
-  except (OSError, ValueError) as e:
-    raise ConfigError(f'{path} is unreadable ({e}); choose a new --workdir') from None
-  if not isinstance(recorded, dict):
-    raise ConfigError(f'{path} is not a JSON object; choose a new --workdir')
-  changed = sorted(k for k in set(recorded) | set(identity)
-                   if recorded.get(k) != identity.get(k))
+  changed = differing_keys(run_dir.read_json_object('data.json'), identity)
   if changed:
     raise ConfigError(f'{run_dir.path} was begun on other data (differs in: '
                       f'{", ".join(changed)}); resume it with the same data, or use a new '

@@ -119,3 +119,13 @@ def test_one_writer_per_run_directory(tmp_path):
   # its lock, so the next run takes it over.
   (tmp_path / runner.LOCK_FILE).write_text('12345')
   _run(tmp_path).release()
+
+
+def test_a_damaged_config_or_data_record_is_one_line(tmp_path):
+  _run(tmp_path).release()
+  (tmp_path / 'config.json').write_text('[1, 2]')
+  with pytest.raises(ConfigError, match=r'config.json is not a JSON object; choose a new'):
+    _run(tmp_path)
+  (tmp_path / 'config.json').write_text('{"seeds": [0')
+  with pytest.raises(ConfigError, match=r'config.json is unreadable \(.*\); choose a new'):
+    _run(tmp_path)
